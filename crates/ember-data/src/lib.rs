@@ -1,0 +1,1 @@
+//! Ember's datasets and DataLoader (skeleton until its issue lands).

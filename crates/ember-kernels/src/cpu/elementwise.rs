@@ -1,0 +1,264 @@
+//! Elementwise CPU ops on `CpuStorage`: unary maps, broadcasting binary arithmetic, comparisons,
+//! `where`, and their in-place and scalar forms. Operands arrive with equal shapes (broadcast
+//! layouts) and, for arithmetic, already converted to the compute dtype.
+
+use super::map::{map, map_inplace, zip, zip3, zip_inplace};
+use super::num::{clamp, float_unary, relu, sigmoid, Float, Num};
+use super::{Buffer, CpuElement, CpuStorage};
+use crate::cpu_dispatch;
+use crate::dtype::{DType, Scalar};
+use crate::layout::Layout;
+use crate::op::{BinaryOp, CmpOp, UnaryOp};
+
+fn float_map<T: Float + CpuElement>(x: &[T], l: &Layout, op: UnaryOp) -> Buffer<T> {
+    use UnaryOp::*;
+    // The hot ops get their own loop so the op is not re-examined per element.
+    match op {
+        Relu => map(x, l, relu),
+        Neg => map(x, l, |v: T| -v),
+        Exp => map(x, l, T::exp),
+        Log => map(x, l, T::ln),
+        Tanh => map(x, l, T::tanh),
+        Sigmoid => map(x, l, sigmoid),
+        Square => map(x, l, |v: T| v * v),
+        Sqrt => map(x, l, T::sqrt),
+        _ => map(x, l, move |v: T| float_unary(op, v)),
+    }
+}
+
+fn int_map<T: Num + CpuElement>(x: &[T], l: &Layout, op: UnaryOp) -> Buffer<T> {
+    use UnaryOp::*;
+    match op {
+        Neg => map(x, l, T::neg),
+        Abs => map(x, l, T::abs),
+        Sign => map(x, l, T::sign),
+        Relu => map(x, l, relu),
+        Square => map(x, l, |v| T::mul(v, v)),
+        Clamp(lo, hi) => map(x, l, move |v| clamp(v, lo, hi)),
+        PowScalar(p) => {
+            let p = T::from_f64(p);
+            map(x, l, move |v| T::pow(v, p))
+        }
+        _ => unreachable!("{op:?} is float-only"),
+    }
+}
+
+fn bin_fn<T: Num>(op: BinaryOp) -> fn(T, T) -> T {
+    match op {
+        BinaryOp::Add => T::add,
+        BinaryOp::Sub => T::sub,
+        BinaryOp::Mul => T::mul,
+        BinaryOp::Div => T::div,
+        BinaryOp::Pow => T::pow,
+        BinaryOp::Maximum => T::max,
+        BinaryOp::Minimum => T::min,
+    }
+}
+
+/// Expands to one `zip`/`map` call per binary op so each gets its own monomorphised loop.
+macro_rules! per_binop {
+    ($op:expr, $T:ty, |$f:ident| $call:expr) => {
+        match $op {
+            BinaryOp::Add => {
+                let $f = <$T as Num>::add;
+                $call
+            }
+            BinaryOp::Sub => {
+                let $f = <$T as Num>::sub;
+                $call
+            }
+            BinaryOp::Mul => {
+                let $f = <$T as Num>::mul;
+                $call
+            }
+            BinaryOp::Div => {
+                let $f = <$T as Num>::div;
+                $call
+            }
+            BinaryOp::Pow => {
+                let $f = <$T as Num>::pow;
+                $call
+            }
+            BinaryOp::Maximum => {
+                let $f = <$T as Num>::max;
+                $call
+            }
+            BinaryOp::Minimum => {
+                let $f = <$T as Num>::min;
+                $call
+            }
+        }
+    };
+}
+
+fn cmp_fn<T: PartialOrd>(op: CmpOp) -> fn(&T, &T) -> bool {
+    match op {
+        CmpOp::Eq => T::eq,
+        CmpOp::Ne => T::ne,
+        CmpOp::Lt => T::lt,
+        CmpOp::Le => T::le,
+        CmpOp::Gt => T::gt,
+        CmpOp::Ge => T::ge,
+    }
+}
+
+impl CpuStorage {
+    /// `op(x)` for each element selected by `layout`, into a new contiguous storage of
+    /// `op.out_dtype(dtype)`.
+    pub fn unary(&self, layout: &Layout, op: UnaryOp) -> CpuStorage {
+        let out = op.out_dtype(self.dtype());
+        if out != self.dtype() {
+            return self
+                .cast(layout, out)
+                .unary(&Layout::contiguous(layout.shape()), op);
+        }
+        match self {
+            CpuStorage::F32(x) => CpuStorage::F32(float_map(x, layout, op)),
+            CpuStorage::F64(x) => CpuStorage::F64(float_map(x, layout, op)),
+            CpuStorage::I64(x) => CpuStorage::I64(int_map(x, layout, op)),
+            CpuStorage::U8(x) => CpuStorage::U8(int_map(x, layout, op)),
+            CpuStorage::Bool(x) => match op {
+                UnaryOp::Abs
+                | UnaryOp::Relu
+                | UnaryOp::Square
+                | UnaryOp::Sign
+                | UnaryOp::Clamp(..) => CpuStorage::Bool(map(x, layout, |v| v)),
+                _ => panic!("{op:?}: not supported for bool tensors"),
+            },
+        }
+    }
+
+    /// Applies a same-dtype unary op in place to the elements selected by `layout`.
+    pub fn unary_inplace(&mut self, layout: &Layout, op: UnaryOp) {
+        fn go<T: Num + CpuElement>(
+            d: &mut [T],
+            l: &Layout,
+            op: UnaryOp,
+            f: impl Fn(T) -> T + Sync,
+        ) {
+            let _ = op;
+            map_inplace(d, l, f)
+        }
+        match self {
+            CpuStorage::F32(d) => go(d, layout, op, move |v| float_unary(op, v)),
+            CpuStorage::F64(d) => go(d, layout, op, move |v| float_unary(op, v)),
+            CpuStorage::I64(d) => go(d, layout, op, move |v| int_unary(op, v)),
+            CpuStorage::U8(d) => go(d, layout, op, move |v| int_unary(op, v)),
+            CpuStorage::Bool(_) => panic!("{op:?}_: not supported for bool tensors"),
+        }
+    }
+
+    /// `a op b` for operands of one dtype and one (broadcast) shape.
+    pub fn binary(&self, la: &Layout, rhs: &CpuStorage, lb: &Layout, op: BinaryOp) -> CpuStorage {
+        cpu_dispatch!(self, a => {
+            let b = CpuElement::unwrap_ref(rhs).expect("binary: operand dtypes differ");
+            CpuElement::wrap(zip(a, la, b, lb, bin_fn(op)))
+        })
+    }
+
+    /// `a op s` (or `s op a` when `scalar_first`), the scalar converted to the storage dtype.
+    pub fn binary_scalar(
+        &self,
+        la: &Layout,
+        s: Scalar,
+        op: BinaryOp,
+        scalar_first: bool,
+    ) -> CpuStorage {
+        fn go<T: Num + CpuElement>(
+            a: &[T],
+            la: &Layout,
+            s: Scalar,
+            op: BinaryOp,
+            first: bool,
+        ) -> CpuStorage {
+            let s: T = s.to_elem();
+            T::wrap(per_binop!(op, T, |f| if first {
+                map(a, la, move |x| f(s, x))
+            } else {
+                map(a, la, move |x| f(x, s))
+            }))
+        }
+        cpu_dispatch!(self, a => go(a, la, s, op, scalar_first))
+    }
+
+    /// `a op= b` in place; `rhs` has `self`'s dtype and does not alias it.
+    pub fn binary_inplace(&mut self, la: &Layout, rhs: &CpuStorage, lb: &Layout, op: BinaryOp) {
+        cpu_dispatch!(self, a => {
+            let b = CpuElement::unwrap_ref(rhs).expect("binary_: operand dtypes differ");
+            zip_inplace(a, la, b, lb, bin_fn(op))
+        })
+    }
+
+    /// `a op= s` in place.
+    pub fn binary_scalar_inplace(&mut self, la: &Layout, s: Scalar, op: BinaryOp) {
+        fn go<T: Num + CpuElement>(a: &mut [T], la: &Layout, s: Scalar, op: BinaryOp) {
+            let s: T = s.to_elem();
+            per_binop!(op, T, |f| map_inplace(a, la, move |x| f(x, s)))
+        }
+        cpu_dispatch!(self, a => go(a, la, s, op))
+    }
+
+    /// Elementwise comparison of two operands of one dtype and shape, giving bools.
+    pub fn cmp(&self, la: &Layout, rhs: &CpuStorage, lb: &Layout, op: CmpOp) -> CpuStorage {
+        cpu_dispatch!(self, a => {
+            let b = CpuElement::unwrap_ref(rhs).expect("cmp: operand dtypes differ");
+            let f = cmp_fn(op);
+            CpuStorage::Bool(zip(a, la, b, lb, move |x, y| f(&x, &y)))
+        })
+    }
+
+    /// Elementwise comparison with a scalar (converted to the storage dtype).
+    pub fn cmp_scalar(&self, la: &Layout, s: Scalar, op: CmpOp) -> CpuStorage {
+        fn go<T: CpuElement>(a: &[T], la: &Layout, s: Scalar, op: CmpOp) -> CpuStorage {
+            // Compare in f64 when the scalar would not survive conversion (x_int < 0.5).
+            if !T::DTYPE.is_float() && matches!(s, Scalar::Float(_)) {
+                let s = s.to_f64();
+                let f = cmp_fn::<f64>(op);
+                return CpuStorage::Bool(map(a, la, move |x| f(&x.to_f64(), &s)));
+            }
+            let s: T = s.to_elem();
+            let f = cmp_fn(op);
+            CpuStorage::Bool(map(a, la, move |x| f(&x, &s)))
+        }
+        cpu_dispatch!(self, a => go(a, la, s, op))
+    }
+
+    /// `cond ? a : b` elementwise; `a` and `b` share a dtype, all three a shape.
+    pub fn where_cond(
+        &self,
+        lc: &Layout,
+        a: &CpuStorage,
+        la: &Layout,
+        b: &CpuStorage,
+        lb: &Layout,
+    ) -> CpuStorage {
+        let c = self.as_slice::<bool>();
+        cpu_dispatch!(a, x => {
+            let y = CpuElement::unwrap_ref(b).expect("where: operand dtypes differ");
+            CpuElement::wrap(zip3((c, lc), (x, la), (y, lb), |c, x, y| if c { x } else { y }))
+        })
+    }
+}
+
+fn int_unary<T: Num>(op: UnaryOp, v: T) -> T {
+    match op {
+        UnaryOp::Neg => T::neg(v),
+        UnaryOp::Abs => T::abs(v),
+        UnaryOp::Sign => T::sign(v),
+        UnaryOp::Relu => relu(v),
+        UnaryOp::Square => T::mul(v, v),
+        UnaryOp::Clamp(lo, hi) => clamp(v, lo, hi),
+        UnaryOp::PowScalar(p) => T::pow(v, T::from_f64(p)),
+        _ => panic!("{op:?}_: in-place float op on an integer tensor"),
+    }
+}
+
+/// The dtype an elementwise op between two operands computes in (PyTorch's `result_type`, where
+/// a 0-dim operand does not widen a dimensioned one of the same category).
+pub fn result_type(a: DType, a_dims: usize, b: DType, b_dims: usize) -> DType {
+    match (a_dims == 0, b_dims == 0) {
+        (true, false) if a.category() <= b.category() => b,
+        (false, true) if b.category() <= a.category() => a,
+        _ => DType::promote(a, b),
+    }
+}

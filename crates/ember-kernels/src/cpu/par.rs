@@ -1,0 +1,53 @@
+//! When and how CPU kernels go parallel. Spawning rayon work costs a few microseconds, so tensors
+//! below a measured size stay on the calling thread.
+
+use rayon::prelude::*;
+
+/// Elementwise ops on fewer elements than this run on one thread (measured with the kernels
+/// benchmark: below ~32K f32 elements the split costs more than it saves on 2 cores).
+pub const ELEMENTWISE_GRAIN: usize = 1 << 15;
+
+/// Number of chunks to split parallel work into.
+pub fn n_chunks(n: usize, grain: usize) -> usize {
+    if n < grain {
+        1
+    } else {
+        (rayon::current_num_threads() * 4)
+            .min(n / (grain / 4).max(1))
+            .max(1)
+    }
+}
+
+/// Calls `f(start, chunk)` over `out` split into parallel chunks (one chunk when small).
+pub fn for_each_chunk_mut<T: Send>(
+    out: &mut [T],
+    grain: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    let n = out.len();
+    let chunks = n_chunks(n, grain);
+    if chunks <= 1 {
+        f(0, out);
+        return;
+    }
+    let size = n.div_ceil(chunks);
+    out.par_chunks_mut(size)
+        .enumerate()
+        .for_each(|(i, c)| f(i * size, c));
+}
+
+/// Calls `f(start, end)` over `0..n` split into parallel ranges (one range when small).
+pub fn for_each_range(n: usize, grain: usize, f: impl Fn(usize, usize) + Sync) {
+    let chunks = n_chunks(n, grain);
+    if chunks <= 1 {
+        f(0, n);
+        return;
+    }
+    let size = n.div_ceil(chunks);
+    (0..chunks).into_par_iter().for_each(|i| {
+        let s = i * size;
+        if s < n {
+            f(s, (s + size).min(n));
+        }
+    });
+}

@@ -1,0 +1,1 @@
+//! Indexing ops on `Storage` (index_select, gather, scatter, masked_fill, cat): device dispatch.

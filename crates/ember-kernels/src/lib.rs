@@ -1,0 +1,31 @@
+//! # ember-kernels
+//!
+//! The bottom layer of Ember: element types ([`DType`]), devices ([`Device`]), strided layouts
+//! ([`Layout`]) with the view algebra, device storage ([`Storage`]) and the kernels that compute on
+//! it. There is no autograd here; `ember-autograd` builds the user's `Tensor` on top.
+//!
+//! ```
+//! use ember_kernels::{Layout, Storage, Device, DType, Scalar, op::UnaryOp};
+//! let s = Storage::full(6, Scalar::Float(-1.5), DType::F32, Device::Cpu);
+//! let l = Layout::contiguous(&[2, 3]).transpose(0, 1);
+//! let r = s.unary(&l, UnaryOp::Abs);
+//! assert_eq!(r.to_vec::<f32>(&Layout::contiguous(&[3, 2])), vec![1.5; 6]);
+//! ```
+
+pub mod cpu;
+pub mod device;
+pub mod dtype;
+pub mod indexing;
+pub mod layout;
+pub mod linalg;
+pub mod op;
+pub mod random;
+pub mod reduce;
+pub mod shape;
+pub mod storage;
+
+pub use cpu::{CpuElement, CpuStorage};
+pub use device::Device;
+pub use dtype::{Category, DType, Element, Scalar};
+pub use layout::Layout;
+pub use storage::Storage;

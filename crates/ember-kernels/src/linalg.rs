@@ -1,0 +1,1 @@
+//! Matrix products on `Storage` (matmul, batched matmul, addmm): device dispatch.

@@ -1,0 +1,1 @@
+//! Seeded random numbers and creation ops (arange, linspace, eye, uniform, normal, …).

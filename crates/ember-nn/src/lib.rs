@@ -1,0 +1,1 @@
+//! Ember's neural-network modules, losses and initialisers (skeleton until its issue lands).

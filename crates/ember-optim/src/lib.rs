@@ -1,0 +1,1 @@
+//! Ember's optimizers and learning-rate schedulers (skeleton until its issue lands).
