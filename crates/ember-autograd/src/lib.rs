@@ -1,1 +1,32 @@
-//! tmp
+//! # ember-autograd
+//!
+//! The user's [`Tensor`]: creation, every kernel of `ember-kernels` as a method, views that share
+//! storage, `std::ops` operators, PyTorch-style printing, and reverse-mode autograd
+//! (`backward`, `no_grad`, `autograd::grad`).
+//!
+//! ```
+//! use ember_autograd::Tensor;
+//! let x = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0], [2, 2]).requires_grad_(true);
+//! let y = (&x * &x).sum();
+//! y.backward();
+//! assert_eq!(x.grad().unwrap().to_vec::<f32>(), vec![2.0, 4.0, 6.0, 8.0]);
+//! ```
+
+mod display;
+mod engine;
+mod grad_mode;
+mod graph;
+mod ops;
+mod shape_arg;
+mod tensor;
+
+/// `torch.autograd`: functional gradients.
+pub mod autograd {
+    pub use crate::engine::grad;
+}
+
+pub use ember_kernels::{DType, Device, Scalar};
+pub use grad_mode::{grad_mode, is_grad_enabled, no_grad, set_grad_enabled, GradModeGuard};
+pub use graph::Node;
+pub use shape_arg::{IntoDims, IntoShape};
+pub use tensor::Tensor;

@@ -1,0 +1,239 @@
+//! The backward engine: walks the recorded graph once in reverse topological order, summing the
+//! gradients arriving at each node before running it, and releasing each node's saved tensors as
+//! soon as it has run (unless the graph is retained).
+
+use crate::grad_mode::grad_mode;
+use crate::graph::{Edge, Node};
+use crate::tensor::Tensor;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type NodeKey = *const Node;
+
+fn key(n: &Arc<Node>) -> NodeKey {
+    Arc::as_ptr(n)
+}
+
+fn accumulate(slot: &mut Option<Tensor>, g: Tensor) {
+    *slot = Some(match slot.take() {
+        Some(old) => &old + &g,
+        None => g,
+    });
+}
+
+/// What the engine does with the gradient reaching a leaf, or a node listed as an input.
+enum Sink<'a> {
+    /// `backward()`: accumulate into every leaf's `.grad`.
+    LeafGrads,
+    /// `autograd::grad(…)`: capture the gradients of these inputs only.
+    Capture(&'a [Tensor], Vec<Option<Tensor>>),
+}
+
+/// Runs backward from `roots` (each with the gradient of the output).
+fn run(roots: &[(Tensor, Tensor)], retain_graph: bool, create_graph: bool, sink: &mut Sink) {
+    let _mode = grad_mode(create_graph);
+    // Count, for every node reachable from the roots, how many edges lead into it.
+    let mut deps: HashMap<NodeKey, usize> = HashMap::new();
+    let mut stack: Vec<Arc<Node>> = Vec::new();
+    let mut grads: HashMap<NodeKey, Option<Tensor>> = HashMap::new();
+    let mut ready: Vec<Arc<Node>> = Vec::new();
+    for (t, g) in roots {
+        match t.grad_fn() {
+            Some(n) => {
+                accumulate(grads.entry(key(&n)).or_default(), g.clone());
+                if !deps.contains_key(&key(&n)) {
+                    deps.insert(key(&n), 0);
+                    stack.push(n.clone());
+                }
+            }
+            None => deliver_leaf(t, g.clone(), sink),
+        }
+    }
+    let roots_nodes: Vec<Arc<Node>> = stack.clone();
+    while let Some(n) = stack.pop() {
+        for e in n.edges.iter().flatten() {
+            if let Edge::Node(next) = e {
+                let k = key(next);
+                let d = deps.entry(k).or_insert(0);
+                *d += 1;
+                if *d == 1 {
+                    stack.push(next.clone());
+                }
+            }
+        }
+    }
+    for n in roots_nodes {
+        if deps[&key(&n)] == 0 {
+            ready.push(n);
+        }
+    }
+    while let Some(node) = ready.pop() {
+        let k = key(&node);
+        let Some(g) = grads.remove(&k).flatten() else {
+            continue;
+        };
+        if let Some(w) = node
+            .retained
+            .lock()
+            .unwrap()
+            .as_ref()
+            .and_then(|w| w.upgrade())
+        {
+            let t = Tensor(w);
+            let mut slot = t.0.grad.lock().unwrap();
+            accumulate(&mut slot, g.clone().detach_if(!create_graph));
+        }
+        if let Sink::Capture(inputs, out) = sink {
+            for (i, t) in inputs.iter().enumerate() {
+                if t.grad_fn().is_some_and(|n| Arc::ptr_eq(&n, &node)) {
+                    accumulate(&mut out[i], g.clone());
+                }
+            }
+        }
+        let input_grads = {
+            let mut guard = node.backward.lock().unwrap();
+            let f = guard.as_ref().unwrap_or_else(|| {
+                panic!("Trying to backward through the graph a second time (or directly access saved tensors after they have already been freed). Saved intermediate values of the graph are freed when you call .backward() or autograd.grad(). Specify retain_graph=true if you need to backward through the graph a second time or if you need to access saved tensors after calling backward.")
+            });
+            let r = f(&g);
+            if !retain_graph {
+                // Release what the op saved as soon as it has run.
+                guard.take();
+            }
+            r
+        };
+        for (edge, gi) in node.edges.iter().zip(input_grads) {
+            let (Some(edge), Some(gi)) = (edge, gi) else {
+                continue;
+            };
+            match edge {
+                Edge::Leaf(t) => deliver_leaf(t, gi, sink),
+                Edge::Node(next) => {
+                    let nk = key(next);
+                    accumulate(grads.entry(nk).or_default(), gi);
+                    let d = deps.get_mut(&nk).expect("node reached but not counted");
+                    *d -= 1;
+                    if *d == 0 {
+                        ready.push(next.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn deliver_leaf(t: &Tensor, g: Tensor, sink: &mut Sink) {
+    match sink {
+        Sink::LeafGrads => {
+            let g = if g.dtype() != t.dtype() {
+                g.to_dtype(t.dtype())
+            } else {
+                g
+            };
+            let mut slot = t.0.grad.lock().unwrap();
+            let create = crate::grad_mode::is_grad_enabled();
+            accumulate(&mut slot, g.detach_if(!create));
+        }
+        Sink::Capture(inputs, out) => {
+            for (i, x) in inputs.iter().enumerate() {
+                if x.same_impl(t) {
+                    accumulate(&mut out[i], g.clone());
+                }
+            }
+        }
+    }
+}
+
+impl Tensor {
+    fn detach_if(self, cond: bool) -> Tensor {
+        if cond && self.requires_grad() {
+            self.detach()
+        } else {
+            self
+        }
+    }
+
+    /// Computes the gradient of this scalar with respect to every leaf that requires grad and
+    /// accumulates it into their `.grad()`; frees the graph.
+    pub fn backward(&self) {
+        if self.numel() != 1 {
+            panic!(
+                "grad can be implicitly created only for scalar outputs (got shape {:?})",
+                self.shape()
+            );
+        }
+        self.backward_with(&Tensor::ones_like(self));
+    }
+
+    /// Backward with an explicit gradient of this tensor (same shape), freeing the graph.
+    pub fn backward_with(&self, gradient: &Tensor) {
+        self.backward_opts(gradient, false, false);
+    }
+
+    /// Backward with PyTorch's `retain_graph` and `create_graph` options.
+    pub fn backward_opts(&self, gradient: &Tensor, retain_graph: bool, create_graph: bool) {
+        if !self.requires_grad() {
+            panic!("element 0 of tensors does not require grad and does not have a grad_fn");
+        }
+        if gradient.shape() != self.shape() {
+            panic!(
+                "backward: gradient shape {:?} does not match output shape {:?}",
+                gradient.shape(),
+                self.shape()
+            );
+        }
+        run(
+            &[(self.clone(), gradient.clone())],
+            retain_graph || create_graph,
+            create_graph,
+            &mut Sink::LeafGrads,
+        );
+    }
+}
+
+/// `torch.autograd.grad`: the gradients of `outputs` (weighted by `grad_outputs`, ones for scalars
+/// when `None`) with respect to `inputs`, without touching any `.grad()`. With `create_graph` the
+/// result is itself differentiable (higher-order derivatives).
+///
+/// ```
+/// use ember_autograd::{autograd, Tensor};
+/// let x = Tensor::from_slice(&[2.0f64], [1]).requires_grad_(true);
+/// let y = x.pow(3.0);
+/// let dy = autograd::grad(&[y], &[x.clone()], None, false, true);
+/// let d2y = autograd::grad(&[dy[0].clone().unwrap()], &[x.clone()], None, false, false);
+/// assert_eq!(d2y[0].as_ref().unwrap().item(), 12.0); // 6x
+/// ```
+pub fn grad(
+    outputs: &[Tensor],
+    inputs: &[Tensor],
+    grad_outputs: Option<&[Tensor]>,
+    retain_graph: bool,
+    create_graph: bool,
+) -> Vec<Option<Tensor>> {
+    let roots: Vec<(Tensor, Tensor)> = outputs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            if !o.requires_grad() {
+                panic!("element {i} of tensors does not require grad and does not have a grad_fn");
+            }
+            let g = match grad_outputs {
+                Some(gs) => gs[i].clone(),
+                None if o.numel() == 1 => Tensor::ones_like(o),
+                None => panic!("grad can be implicitly created only for scalar outputs"),
+            };
+            (o.clone(), g)
+        })
+        .collect();
+    let mut sink = Sink::Capture(inputs, vec![None; inputs.len()]);
+    run(
+        &roots,
+        retain_graph || create_graph,
+        create_graph,
+        &mut sink,
+    );
+    match sink {
+        Sink::Capture(_, out) => out,
+        Sink::LeafGrads => unreachable!(),
+    }
+}

@@ -1,0 +1,534 @@
+//! Elementwise ops: one broadcasting binary path, one unary path, comparisons and `where`, each
+//! recording its backward when an input requires grad.
+
+use crate::graph::{needs_grad, record, Saved};
+use crate::tensor::Tensor;
+use ember_kernels::cpu::result_type;
+use ember_kernels::op::{BinaryOp, CmpOp, UnaryOp};
+use ember_kernels::shape::broadcast_or_panic;
+use ember_kernels::{DType, Scalar};
+use smallvec::smallvec;
+
+pub(crate) fn check_device(op: &str, a: &Tensor, b: &Tensor) {
+    if a.device() != b.device() {
+        panic!(
+            "{op}: expected all tensors to be on the same device, but found at least two devices, {} and {}",
+            a.device(),
+            b.device()
+        );
+    }
+}
+
+impl Tensor {
+    /// Applies a unary kernel, recording `backward(x, out, grad)` under `name`.
+    fn unary_rec(
+        &self,
+        op: UnaryOp,
+        name: &'static str,
+        backward: fn(&Tensor, &Tensor, &Tensor, UnaryOp) -> Tensor,
+    ) -> Tensor {
+        let out = Tensor::from_storage(self.storage().unary(self.layout(), op), self.shape());
+        if !needs_grad(&[self]) {
+            return out;
+        }
+        let (x, o) = (Saved::new(self), Saved::output(&out));
+        record(out, name, &[self], move |g| {
+            smallvec![Some(backward(x.get(), o.get(), g, op))]
+        })
+    }
+
+    /// `-x`
+    pub fn neg(&self) -> Tensor {
+        self.unary_rec(UnaryOp::Neg, "NegBackward0", |_, _, g, _| g.neg())
+    }
+    /// `|x|`
+    pub fn abs(&self) -> Tensor {
+        self.unary_rec(UnaryOp::Abs, "AbsBackward0", |x, _, g, _| g * &x.sign())
+    }
+    /// `e^x`
+    pub fn exp(&self) -> Tensor {
+        self.unary_rec(UnaryOp::Exp, "ExpBackward0", |_, o, g, _| g * o)
+    }
+    /// natural logarithm
+    pub fn log(&self) -> Tensor {
+        self.unary_rec(UnaryOp::Log, "LogBackward0", |x, _, g, _| g / x)
+    }
+    /// `log(1 + x)`
+    pub fn log1p(&self) -> Tensor {
+        self.unary_rec(UnaryOp::Log1p, "Log1PBackward0", |x, _, g, _| {
+            g / &(x + 1.0)
+        })
+    }
+    /// square root
+    pub fn sqrt(&self) -> Tensor {
+        self.unary_rec(UnaryOp::Sqrt, "SqrtBackward0", |_, o, g, _| g / &(o * 2.0))
+    }
+    /// `1 / sqrt(x)`
+    pub fn rsqrt(&self) -> Tensor {
+        self.unary_rec(UnaryOp::Rsqrt, "RsqrtBackward0", |_, o, g, _| {
+            &(g * &o.pow(3.0)) * -0.5
+        })
+    }
+    /// sine
+    pub fn sin(&self) -> Tensor {
+        self.unary_rec(UnaryOp::Sin, "SinBackward0", |x, _, g, _| g * &x.cos())
+    }
+    /// cosine
+    pub fn cos(&self) -> Tensor {
+        self.unary_rec(UnaryOp::Cos, "CosBackward0", |x, _, g, _| -&(g * &x.sin()))
+    }
+    /// hyperbolic tangent
+    pub fn tanh(&self) -> Tensor {
+        self.unary_rec(UnaryOp::Tanh, "TanhBackward0", |_, o, g, _| {
+            g * &(1.0 - &o.square())
+        })
+    }
+    /// logistic sigmoid
+    pub fn sigmoid(&self) -> Tensor {
+        self.unary_rec(UnaryOp::Sigmoid, "SigmoidBackward0", |_, o, g, _| {
+            g * &(o * &(1.0 - o))
+        })
+    }
+    /// `max(x, 0)`
+    pub fn relu(&self) -> Tensor {
+        self.unary_rec(UnaryOp::Relu, "ReluBackward0", |_, o, g, _| {
+            g.where_mask(&o.gt(0.0))
+        })
+    }
+    /// `-1`, `0` or `1` (gradient zero)
+    pub fn sign(&self) -> Tensor {
+        self.unary_rec(UnaryOp::Sign, "SignBackward0", |_, _, g, _| g.zeros_like())
+    }
+    /// `1 / x`
+    pub fn reciprocal(&self) -> Tensor {
+        self.unary_rec(UnaryOp::Reciprocal, "ReciprocalBackward0", |_, o, g, _| {
+            -&(g * &o.square())
+        })
+    }
+    /// `x * x`
+    pub fn square(&self) -> Tensor {
+        self.unary_rec(UnaryOp::Square, "PowBackward0", |x, _, g, _| g * &(x * 2.0))
+    }
+    /// GELU; `approximate` is `"none"` (erf) or `"tanh"`.
+    pub fn gelu(&self, approximate: &str) -> Tensor {
+        let op = match approximate {
+            "none" => UnaryOp::GeluErf,
+            "tanh" => UnaryOp::GeluTanh,
+            other => panic!("gelu: approximate must be 'none' or 'tanh', got '{other}'"),
+        };
+        self.unary_rec(op, "GeluBackward0", |x, _, g, op| {
+            if op == UnaryOp::GeluErf {
+                // Φ(x) + x φ(x)
+                let cdf = &(&(x * std::f64::consts::FRAC_1_SQRT_2).erf() + 1.0) * 0.5;
+                let pdf =
+                    &(&x.square() * -0.5f64).exp() * (1.0 / (2.0 * std::f64::consts::PI).sqrt());
+                g * &(&cdf + &(x * &pdf))
+            } else {
+                let k = (2.0 / std::f64::consts::PI).sqrt();
+                let inner = &(x + &(&x.pow(3.0) * 0.044715)) * k;
+                let t = inner.tanh();
+                let dinner = &(&x.square() * (3.0 * 0.044715 * k)) + k;
+                let d = &(&(&t + 1.0) * 0.5) + &(&(&(x * 0.5) * &(1.0 - &t.square())) * &dinner);
+                g * &d
+            }
+        })
+    }
+    /// `erf(x)` (used by exact GELU's gradient).
+    pub fn erf(&self) -> Tensor {
+        let x = self.to_float();
+        let out = Tensor::from_vec(
+            x.to_vec::<f64>()
+                .into_iter()
+                .map(libm_erf)
+                .collect::<Vec<f64>>(),
+            x.shape(),
+        )
+        .to_dtype(x.dtype());
+        if !needs_grad(&[self]) {
+            return out;
+        }
+        let xs = Saved::new(self);
+        record(out, "ErfBackward0", &[self], move |g| {
+            let x = xs.get();
+            smallvec![Some(
+                g * &(&(&x.square() * -1.0f64).exp() * (2.0 / std::f64::consts::PI.sqrt()))
+            )]
+        })
+    }
+    /// `x * sigmoid(x)`
+    pub fn silu(&self) -> Tensor {
+        self.unary_rec(UnaryOp::Silu, "SiluBackward0", |x, _, g, _| {
+            let s = x.sigmoid();
+            g * &(&s * &(1.0 + &(x * &(1.0 - &s))))
+        })
+    }
+    /// `x` where positive, `slope * x` elsewhere.
+    pub fn leaky_relu(&self, negative_slope: f64) -> Tensor {
+        self.unary_rec(
+            UnaryOp::LeakyRelu(negative_slope),
+            "LeakyReluBackward0",
+            |x, _, g, op| {
+                let UnaryOp::LeakyRelu(s) = op else {
+                    unreachable!()
+                };
+                let scale = Tensor::where_cond(&x.gt(0.0), &x.ones_like(), &x.full_like(s));
+                g * &scale
+            },
+        )
+    }
+    /// `x` where positive, `alpha * (e^x - 1)` elsewhere.
+    pub fn elu(&self, alpha: f64) -> Tensor {
+        self.unary_rec(UnaryOp::Elu(alpha), "EluBackward0", |x, o, g, op| {
+            let UnaryOp::Elu(a) = op else { unreachable!() };
+            let neg = o + a;
+            g * &Tensor::where_cond(&x.gt(0.0), &x.ones_like(), &neg)
+        })
+    }
+    /// `clamp(x, min, max)`; the gradient passes where `min <= x <= max`.
+    pub fn clamp(&self, min: Option<f64>, max: Option<f64>) -> Tensor {
+        self.unary_rec(UnaryOp::Clamp(min, max), "ClampBackward1", |x, _, g, op| {
+            let UnaryOp::Clamp(lo, hi) = op else {
+                unreachable!()
+            };
+            let mut mask = x.ones_like().to_dtype(DType::Bool);
+            if let Some(l) = lo {
+                mask = mask.logical_and(&x.ge(l));
+            }
+            if let Some(h) = hi {
+                mask = mask.logical_and(&x.le(h));
+            }
+            g.where_mask(&mask)
+        })
+    }
+    /// `clamp(x, min=0)` style lower bound.
+    pub fn clamp_min(&self, min: f64) -> Tensor {
+        self.clamp(Some(min), None)
+    }
+    /// `x ^ exponent` for a scalar exponent.
+    pub fn pow(&self, exponent: f64) -> Tensor {
+        self.unary_rec(
+            UnaryOp::PowScalar(exponent),
+            "PowBackward0",
+            |x, _, g, op| {
+                let UnaryOp::PowScalar(p) = op else {
+                    unreachable!()
+                };
+                if p == 0.0 {
+                    return g.zeros_like();
+                }
+                g * &(&x.pow(p - 1.0) * p)
+            },
+        )
+    }
+
+    /// `x * mask` where mask is bool: keeps the gradient where true (differentiable in `self`).
+    pub(crate) fn where_mask(&self, mask: &Tensor) -> Tensor {
+        Tensor::where_cond(mask, self, &self.zeros_like())
+    }
+
+    // ----- binary -----
+
+    /// The one broadcasting binary path: promotes dtypes, broadcasts layouts (no copies), runs the
+    /// kernel and records the backward, which un-broadcasts gradients with `sum_to`.
+    pub(crate) fn binary(&self, rhs: &Tensor, op: BinaryOp) -> Tensor {
+        check_device(op.name(), self, rhs);
+        let shape = broadcast_or_panic(op.name(), self.shape(), rhs.shape());
+        let dtype = op.compute_dtype(result_type(
+            self.dtype(),
+            self.dim(),
+            rhs.dtype(),
+            rhs.dim(),
+        ));
+        if dtype == DType::Bool && matches!(op, BinaryOp::Sub | BinaryOp::Div | BinaryOp::Pow) {
+            panic!(
+                "{}: operation on two bool tensors is not supported",
+                op.name()
+            );
+        }
+        let (la, lb) = (self.layout().expand(&shape), rhs.layout().expand(&shape));
+        let storage = {
+            let (sa, sb) = (self.storage(), rhs.storage());
+            sa.binary(&la, &sb, &lb, op, dtype)
+        };
+        let out = Tensor::from_storage(storage, &shape);
+        if !needs_grad(&[self, rhs]) {
+            return out;
+        }
+        let (a_shape, b_shape) = (self.shape().to_vec(), rhs.shape().to_vec());
+        let (need_a, need_b) = (self.requires_grad(), rhs.requires_grad());
+        let (a, b) = (Saved::new(self), Saved::new(rhs));
+        let name = match op {
+            BinaryOp::Add => "AddBackward0",
+            BinaryOp::Sub => "SubBackward0",
+            BinaryOp::Mul => "MulBackward0",
+            BinaryOp::Div => "DivBackward0",
+            BinaryOp::Pow => "PowBackward1",
+            BinaryOp::Maximum => "MaximumBackward0",
+            BinaryOp::Minimum => "MinimumBackward0",
+        };
+        record(out, name, &[self, rhs], move |g| {
+            let (ga, gb) = binary_grads(op, a.get(), b.get(), g, need_a, need_b);
+            smallvec![
+                ga.map(|t| t.sum_to(&a_shape)),
+                gb.map(|t| t.sum_to(&b_shape))
+            ]
+        })
+    }
+
+    /// The one scalar path: `self op s` (or `s op self`), never materialising the scalar.
+    pub(crate) fn binary_scalar(&self, s: Scalar, op: BinaryOp, scalar_first: bool) -> Tensor {
+        let dtype = op.compute_dtype(s.result_dtype(self.dtype()));
+        let out = Tensor::from_storage(
+            self.storage()
+                .binary_scalar(self.layout(), s, op, scalar_first, dtype),
+            self.shape(),
+        );
+        if !needs_grad(&[self]) {
+            return out;
+        }
+        let x = Saved::new(self);
+        let o = Saved::output(&out);
+        let c = s.to_f64();
+        let name = match op {
+            BinaryOp::Add => "AddBackward1",
+            BinaryOp::Sub if scalar_first => "RsubBackward1",
+            BinaryOp::Sub => "SubBackward1",
+            BinaryOp::Mul => "MulBackward1",
+            BinaryOp::Div => "DivBackward1",
+            BinaryOp::Pow if scalar_first => "PowBackward2",
+            BinaryOp::Pow => "PowBackward0",
+            BinaryOp::Maximum => "ClampMinBackward0",
+            BinaryOp::Minimum => "ClampMaxBackward0",
+        };
+        record(out, name, &[self], move |g| {
+            let x = x.get();
+            let gx = match (op, scalar_first) {
+                (BinaryOp::Add, _) => g.clone(),
+                (BinaryOp::Sub, false) => g.clone(),
+                (BinaryOp::Sub, true) => g.neg(),
+                (BinaryOp::Mul, _) => g * c,
+                (BinaryOp::Div, false) => g / c,
+                (BinaryOp::Div, true) => -&(g * &(o.get() / x)),
+                (BinaryOp::Pow, false) => {
+                    if c == 0.0 {
+                        g.zeros_like()
+                    } else {
+                        g * &(&x.pow(c - 1.0) * c)
+                    }
+                }
+                (BinaryOp::Pow, true) => g * &(o.get() * c.ln()),
+                (BinaryOp::Maximum, _) => g.where_mask(&x.gt(c)).add_half_where(g, &x.eq(c)),
+                (BinaryOp::Minimum, _) => g.where_mask(&x.lt(c)).add_half_where(g, &x.eq(c)),
+            };
+            smallvec![Some(gx)]
+        })
+    }
+
+    fn add_half_where(self, g: &Tensor, tie: &Tensor) -> Tensor {
+        &self + &(&g.where_mask(tie) * 0.5)
+    }
+
+    /// `self + other` (broadcasting).
+    pub fn add(&self, other: &Tensor) -> Tensor {
+        self.binary(other, BinaryOp::Add)
+    }
+    /// `self - other` (broadcasting).
+    pub fn sub(&self, other: &Tensor) -> Tensor {
+        self.binary(other, BinaryOp::Sub)
+    }
+    /// `self * other` (broadcasting).
+    pub fn mul(&self, other: &Tensor) -> Tensor {
+        self.binary(other, BinaryOp::Mul)
+    }
+    /// `self / other` (true division, broadcasting).
+    pub fn div(&self, other: &Tensor) -> Tensor {
+        self.binary(other, BinaryOp::Div)
+    }
+    /// `self ^ other` elementwise (broadcasting).
+    pub fn pow_tensor(&self, exponent: &Tensor) -> Tensor {
+        self.binary(exponent, BinaryOp::Pow)
+    }
+    /// Elementwise maximum (broadcasting, NaN-propagating).
+    pub fn maximum(&self, other: &Tensor) -> Tensor {
+        self.binary(other, BinaryOp::Maximum)
+    }
+    /// Elementwise minimum (broadcasting, NaN-propagating).
+    pub fn minimum(&self, other: &Tensor) -> Tensor {
+        self.binary(other, BinaryOp::Minimum)
+    }
+    /// `scalar - self` (PyTorch's `rsub`).
+    pub fn rsub(&self, scalar: impl Into<Scalar>) -> Tensor {
+        self.binary_scalar(scalar.into(), BinaryOp::Sub, true)
+    }
+
+    // ----- comparisons and where -----
+
+    fn cmp(&self, other: &Tensor, op: CmpOp) -> Tensor {
+        check_device(op.name(), self, other);
+        let shape = broadcast_or_panic(op.name(), self.shape(), other.shape());
+        let dtype = result_type(self.dtype(), self.dim(), other.dtype(), other.dim());
+        let (la, lb) = (self.layout().expand(&shape), other.layout().expand(&shape));
+        let s = self.storage().cmp(&la, &other.storage(), &lb, op, dtype);
+        Tensor::from_storage(s, &shape)
+    }
+
+    fn cmp_scalar(&self, s: Scalar, op: CmpOp) -> Tensor {
+        Tensor::from_storage(
+            self.storage().cmp_scalar(self.layout(), s, op),
+            self.shape(),
+        )
+    }
+
+    /// `self == other` elementwise (bool).
+    pub fn eq_t(&self, other: &Tensor) -> Tensor {
+        self.cmp(other, CmpOp::Eq)
+    }
+    /// `self != other` elementwise (bool).
+    pub fn ne_t(&self, other: &Tensor) -> Tensor {
+        self.cmp(other, CmpOp::Ne)
+    }
+    /// `self < other` elementwise (bool).
+    pub fn lt_t(&self, other: &Tensor) -> Tensor {
+        self.cmp(other, CmpOp::Lt)
+    }
+    /// `self <= other` elementwise (bool).
+    pub fn le_t(&self, other: &Tensor) -> Tensor {
+        self.cmp(other, CmpOp::Le)
+    }
+    /// `self > other` elementwise (bool).
+    pub fn gt_t(&self, other: &Tensor) -> Tensor {
+        self.cmp(other, CmpOp::Gt)
+    }
+    /// `self >= other` elementwise (bool).
+    pub fn ge_t(&self, other: &Tensor) -> Tensor {
+        self.cmp(other, CmpOp::Ge)
+    }
+    /// `self == s` elementwise (bool).
+    pub fn eq(&self, s: impl Into<Scalar>) -> Tensor {
+        self.cmp_scalar(s.into(), CmpOp::Eq)
+    }
+    /// `self != s` elementwise (bool).
+    pub fn ne(&self, s: impl Into<Scalar>) -> Tensor {
+        self.cmp_scalar(s.into(), CmpOp::Ne)
+    }
+    /// `self < s` elementwise (bool).
+    pub fn lt(&self, s: impl Into<Scalar>) -> Tensor {
+        self.cmp_scalar(s.into(), CmpOp::Lt)
+    }
+    /// `self <= s` elementwise (bool).
+    pub fn le(&self, s: impl Into<Scalar>) -> Tensor {
+        self.cmp_scalar(s.into(), CmpOp::Le)
+    }
+    /// `self > s` elementwise (bool).
+    pub fn gt(&self, s: impl Into<Scalar>) -> Tensor {
+        self.cmp_scalar(s.into(), CmpOp::Gt)
+    }
+    /// `self >= s` elementwise (bool).
+    pub fn ge(&self, s: impl Into<Scalar>) -> Tensor {
+        self.cmp_scalar(s.into(), CmpOp::Ge)
+    }
+
+    /// Elementwise logical and of two bool tensors.
+    pub fn logical_and(&self, other: &Tensor) -> Tensor {
+        let (a, b) = (self.to_dtype(DType::Bool), other.to_dtype(DType::Bool));
+        a.binary(&b, BinaryOp::Mul)
+    }
+
+    /// `torch.where(cond, a, b)`: `a` where `cond` is true, else `b` (all three broadcast).
+    pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Tensor {
+        check_device("where", cond, a);
+        check_device("where", a, b);
+        if cond.dtype() != DType::Bool {
+            panic!(
+                "where: expected condition to be a bool tensor, got {}",
+                cond.dtype()
+            );
+        }
+        let shape = broadcast_or_panic(
+            "where",
+            &broadcast_or_panic("where", cond.shape(), a.shape()),
+            b.shape(),
+        );
+        let dtype = result_type(a.dtype(), a.dim(), b.dtype(), b.dim());
+        let (lc, la, lb) = (
+            cond.layout().expand(&shape),
+            a.layout().expand(&shape),
+            b.layout().expand(&shape),
+        );
+        let s = cond
+            .storage()
+            .where_cond(&lc, &a.storage(), &la, &b.storage(), &lb, dtype);
+        let out = Tensor::from_storage(s, &shape);
+        if !needs_grad(&[a, b]) {
+            return out;
+        }
+        let c = cond.clone();
+        let (a_shape, b_shape) = (a.shape().to_vec(), b.shape().to_vec());
+        let (need_a, need_b) = (a.requires_grad(), b.requires_grad());
+        record(out, "WhereBackward0", &[a, b], move |g| {
+            let z = g.zeros_like();
+            let ga = need_a.then(|| Tensor::where_cond(&c, g, &z).sum_to(&a_shape));
+            let gb = need_b.then(|| Tensor::where_cond(&c, &z, g).sum_to(&b_shape));
+            smallvec![ga, gb]
+        })
+    }
+}
+
+/// Gradients of `a op b` before un-broadcasting.
+fn binary_grads(
+    op: BinaryOp,
+    a: &Tensor,
+    b: &Tensor,
+    g: &Tensor,
+    need_a: bool,
+    need_b: bool,
+) -> (Option<Tensor>, Option<Tensor>) {
+    let (ga, gb) = match op {
+        BinaryOp::Add => (need_a.then(|| g.clone()), need_b.then(|| g.clone())),
+        BinaryOp::Sub => (need_a.then(|| g.clone()), need_b.then(|| g.neg())),
+        BinaryOp::Mul => (need_a.then(|| g * b), need_b.then(|| g * a)),
+        BinaryOp::Div => (
+            need_a.then(|| g / b),
+            need_b.then(|| -&(&(g * a) / &b.square())),
+        ),
+        BinaryOp::Pow => {
+            let ga = need_a.then(|| {
+                let d = b * &a.pow_tensor(&(b - 1.0));
+                // d/da a^b is 0 where b == 0 (PyTorch masks the 0 * inf case)
+                g * &Tensor::where_cond(&b.eq(0.0), &d.zeros_like(), &d)
+            });
+            let gb = need_b.then(|| {
+                let d = &a.pow_tensor(b) * &a.log();
+                // d/db a^b = a^b ln a, taken as 0 where a == 0 and b >= 0
+                g * &Tensor::where_cond(&a.eq(0.0).logical_and(&b.ge(0.0)), &d.zeros_like(), &d)
+            });
+            (ga, gb)
+        }
+        BinaryOp::Maximum | BinaryOp::Minimum => {
+            // The gradient goes to the larger (smaller) input, split evenly on ties.
+            let (win, tie) = if op == BinaryOp::Maximum {
+                (a.gt_t(b), a.eq_t(b))
+            } else {
+                (a.lt_t(b), a.eq_t(b))
+            };
+            let half = &g.where_mask(&tie) * 0.5;
+            let ga = need_a.then(|| &g.where_mask(&win) + &half);
+            let lose = win.logical_not().logical_and(&tie.logical_not());
+            let gb = need_b.then(|| &g.where_mask(&lose) + &half);
+            (ga, gb)
+        }
+    };
+    (ga, gb)
+}
+
+fn libm_erf(x: f64) -> f64 {
+    // f64 erf via the kernels' scalar math (libm).
+    ember_kernels::cpu::num::Float::erf(x)
+}
+
+impl Tensor {
+    /// Elementwise logical not of a bool tensor.
+    pub fn logical_not(&self) -> Tensor {
+        self.to_dtype(DType::Bool).eq(false)
+    }
+}

@@ -1,0 +1,162 @@
+//! Matrix products with `torch.matmul` semantics, `mm`, and the fused `addmm` that `Linear` uses.
+
+use crate::graph::{needs_grad, record, Saved};
+use crate::ops::elementwise::check_device;
+use crate::tensor::Tensor;
+use ember_kernels::shape::broadcast_shapes;
+use ember_kernels::{DType, Layout};
+use smallvec::smallvec;
+
+fn cannot_multiply(a: &[usize], b: &[usize]) -> ! {
+    panic!("matmul: shapes {a:?} and {b:?} cannot be multiplied")
+}
+
+/// A 3-D `[B, r, c]` layout of `t` expanded to `batch + [r, c]`, viewed without copying when the
+/// strides allow (a contiguous copy otherwise, only for several broadcast batch dims).
+fn batched(t: &Tensor, batch: &[usize], r: usize, c: usize) -> (Tensor, Layout) {
+    let mut shape = batch.to_vec();
+    shape.extend([r, c]);
+    let l = t.layout().expand(&shape);
+    let b: usize = batch.iter().product();
+    match l.view(&[b, r, c]) {
+        Some(v) => (t.detach(), v),
+        None => {
+            let c2 = Tensor::from_storage(t.storage().contiguous(&l), &shape);
+            let v = Layout::contiguous(&[b, r, c]);
+            (c2, v)
+        }
+    }
+}
+
+impl Tensor {
+    /// `torch.matmul`: dot (1-D · 1-D), matrix-vector, matrix-matrix and batched products with
+    /// broadcast batch dims. Transposed operands are passed to GEMM by stride, not copied.
+    pub fn matmul(&self, other: &Tensor) -> Tensor {
+        check_device("matmul", self, other);
+        let (a, b) = (self, other);
+        if a.dim() == 0 || b.dim() == 0 {
+            panic!(
+                "matmul: both arguments need to be at least 1D, but they are {}D and {}D",
+                a.dim(),
+                b.dim()
+            );
+        }
+        // Promote 1-D operands to matrices, then drop the added dims from the result.
+        let a2 = if a.dim() == 1 {
+            a.unsqueeze(0)
+        } else {
+            a.clone()
+        };
+        let b2 = if b.dim() == 1 {
+            b.unsqueeze(1)
+        } else {
+            b.clone()
+        };
+        let out = a2.matmul_nd(&b2, a.shape(), b.shape());
+        match (a.dim(), b.dim()) {
+            (1, 1) => out.reshape([0usize; 0]),
+            (1, _) => out.squeeze_dim(-2),
+            (_, 1) => out.squeeze_dim(-1),
+            _ => out,
+        }
+    }
+
+    /// 2-D matrix product (`torch.mm`).
+    pub fn mm(&self, other: &Tensor) -> Tensor {
+        if self.dim() != 2 || other.dim() != 2 {
+            panic!(
+                "mm: expected 2-D tensors, got shapes {:?} and {:?}",
+                self.shape(),
+                other.shape()
+            );
+        }
+        self.matmul(other)
+    }
+
+    fn matmul_nd(&self, other: &Tensor, orig_a: &[usize], orig_b: &[usize]) -> Tensor {
+        let (na, nb) = (self.dim(), other.dim());
+        let (m, k) = (self.shape()[na - 2], self.shape()[na - 1]);
+        let (k2, n) = (other.shape()[nb - 2], other.shape()[nb - 1]);
+        if k != k2 {
+            cannot_multiply(orig_a, orig_b);
+        }
+        let batch = broadcast_shapes(&self.shape()[..na - 2], &other.shape()[..nb - 2])
+            .unwrap_or_else(|| cannot_multiply(orig_a, orig_b));
+        let dtype = DType::promote(self.dtype(), other.dtype());
+        let (a, b) = (self.to_dtype(dtype), other.to_dtype(dtype));
+        let (ta, la) = batched(&a, &batch, m, k);
+        let (tb, lb) = batched(&b, &batch, k, n);
+        let s = ta.storage().matmul(&la, &tb.storage(), &lb);
+        let mut shape = batch.to_vec();
+        shape.extend([m, n]);
+        let out = Tensor::from_storage(s, &shape);
+        if !needs_grad(&[self, other]) {
+            return out;
+        }
+        let (sa, sb) = (Saved::new(self), Saved::new(other));
+        let (need_a, need_b) = (self.requires_grad(), other.requires_grad());
+        let (a_shape, b_shape) = (self.shape().to_vec(), other.shape().to_vec());
+        let name = if batch.is_empty() {
+            "MmBackward0"
+        } else {
+            "BmmBackward0"
+        };
+        record(out, name, &[self, other], move |g| {
+            let (a, b) = (sa.get(), sb.get());
+            let ga = need_a.then(|| g.matmul(&b.transpose(-1, -2)).sum_to(&a_shape));
+            let gb = need_b.then(|| a.transpose(-1, -2).matmul(g).sum_to(&b_shape));
+            smallvec![ga, gb]
+        })
+    }
+
+    /// `beta * self + alpha * (a @ b)` in one GEMM (`torch.addmm`); `self` broadcasts to
+    /// `[a.rows, b.cols]`.
+    pub fn addmm(&self, a: &Tensor, b: &Tensor, beta: f64, alpha: f64) -> Tensor {
+        check_device("addmm", a, b);
+        check_device("addmm", self, a);
+        if a.dim() != 2 || b.dim() != 2 {
+            panic!(
+                "addmm: expected 2-D matrices, got shapes {:?} and {:?}",
+                a.shape(),
+                b.shape()
+            );
+        }
+        let (m, k, n) = (a.shape()[0], a.shape()[1], b.shape()[1]);
+        if b.shape()[0] != k {
+            cannot_multiply(a.shape(), b.shape());
+        }
+        let dtype = DType::promote(DType::promote(a.dtype(), b.dtype()), self.dtype());
+        let (bias, a2, b2) = (self.to_dtype(dtype), a.to_dtype(dtype), b.to_dtype(dtype));
+        if ember_kernels::shape::broadcast_shapes(bias.shape(), &[m, n]).as_deref()
+            != Some(&[m, n][..])
+        {
+            panic!(
+                "addmm: bias of shape {:?} cannot be broadcast to [{m}, {n}]",
+                bias.shape()
+            );
+        }
+        let lbias = bias.layout().expand(&[m, n]);
+        let s = bias.storage().addmm(
+            &lbias,
+            &a2.storage(),
+            a2.layout(),
+            &b2.storage(),
+            b2.layout(),
+            beta,
+            alpha,
+        );
+        let out = Tensor::from_storage(s, &[m, n]);
+        if !needs_grad(&[self, a, b]) {
+            return out;
+        }
+        let (sa, sb) = (Saved::new(a), Saved::new(b));
+        let needs = [self.requires_grad(), a.requires_grad(), b.requires_grad()];
+        let bias_shape = self.shape().to_vec();
+        record(out, "AddmmBackward0", &[self, a, b], move |g| {
+            let gbias = needs[0].then(|| (g * beta).sum_to(&bias_shape));
+            let ga = needs[1].then(|| &g.mm(&sb.get().t()) * alpha);
+            let gb = needs[2].then(|| &sa.get().t().mm(g) * alpha);
+            smallvec![gbias, ga, gb]
+        })
+    }
+}

@@ -1,0 +1,12 @@
+//! Tensor ops, grouped by kind. Each op computes through `Storage` and, when an input requires
+//! grad, records one graph node with its backward (see `graph.rs`).
+
+mod convert;
+mod create;
+pub(crate) mod elementwise;
+pub(crate) mod index;
+mod inplace;
+mod matmul;
+mod operators;
+mod reduce;
+mod view;

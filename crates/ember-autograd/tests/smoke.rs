@@ -1,0 +1,61 @@
+use ember_autograd::{autograd, no_grad, Tensor};
+
+#[test]
+fn story2() {
+    let x = Tensor::from_slice(&[0.5f32, -1.0, 2.0, 3.0], [2, 2]).requires_grad_(true);
+    let y = x.pow(2.0);
+    assert_eq!(y.grad_fn_name(), Some("PowBackward0"));
+    let z = y.mean();
+    z.backward();
+    assert!(x.grad().unwrap().allclose(&(&x / 2.0), 1e-6, 1e-6));
+    {
+        let _g = no_grad();
+        assert!(!(&x * 2.0).requires_grad());
+    }
+}
+
+#[test]
+fn broadcast_backward_and_accumulate() {
+    let a = Tensor::from_slice(&[1.0f64, 2.0, 3.0], [3, 1]).requires_grad_(true);
+    let b = Tensor::from_slice(&[10.0f64, 20.0], [2]).requires_grad_(true);
+    let c = (&a * &b).sum();
+    c.backward();
+    assert_eq!(a.grad().unwrap().to_vec::<f64>(), vec![30.0, 30.0, 30.0]);
+    assert_eq!(b.grad().unwrap().to_vec::<f64>(), vec![6.0, 6.0]);
+    (&a * &b).sum().backward();
+    assert_eq!(b.grad().unwrap().to_vec::<f64>(), vec![12.0, 12.0]);
+}
+
+#[test]
+fn second_derivative() {
+    let x = Tensor::from_slice(&[2.0f64], [1]).requires_grad_(true);
+    let y = x.pow(3.0);
+    let dy = autograd::grad(&[y.sum()], &[x.clone()], None, false, true);
+    let d2 = autograd::grad(
+        &[dy[0].clone().unwrap().sum()],
+        &[x.clone()],
+        None,
+        false,
+        false,
+    );
+    assert_eq!(d2[0].as_ref().unwrap().item(), 12.0);
+}
+
+#[test]
+#[should_panic(expected = "backward through the graph a second time")]
+fn freed_graph() {
+    let x = Tensor::from_slice(&[2.0f64], [1]).requires_grad_(true);
+    let y = x.exp().sum();
+    y.backward();
+    y.backward();
+}
+
+#[test]
+#[should_panic(expected = "modified by an inplace operation")]
+fn version_counter() {
+    let x = Tensor::from_slice(&[2.0f64], [1]).requires_grad_(true);
+    let e = x.exp();
+    let y = e.exp();
+    e.add_scalar_(1.0);
+    y.sum().backward();
+}
