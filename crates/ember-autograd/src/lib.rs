@@ -15,6 +15,7 @@
 mod display;
 mod engine;
 mod grad_mode;
+pub mod gradcheck;
 mod graph;
 mod ops;
 mod shape_arg;
