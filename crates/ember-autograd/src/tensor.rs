@@ -14,8 +14,24 @@ pub(crate) struct StorageCell {
     version: AtomicUsize,
 }
 
+/// Number of storages alive in the process (for leak tests).
+static LIVE_STORAGES: AtomicUsize = AtomicUsize::new(0);
+
+/// How many tensor storages are alive right now. Views share one storage; a training loop that
+/// frees its graphs keeps this flat.
+pub fn live_storages() -> usize {
+    LIVE_STORAGES.load(Ordering::Relaxed)
+}
+
+impl Drop for StorageCell {
+    fn drop(&mut self) {
+        LIVE_STORAGES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl StorageCell {
     pub(crate) fn new(s: Storage) -> Arc<Self> {
+        LIVE_STORAGES.fetch_add(1, Ordering::Relaxed);
         Arc::new(StorageCell {
             data: RwLock::new(s),
             version: AtomicUsize::new(0),

@@ -2,7 +2,7 @@
 //! cast): forward values and the input gradients of `sum(output * grad_seed)`.
 
 use ember_autograd::{DType, Tensor};
-use ember_parity::{assert_close, cases, elementwise_tol, input, reduction_tol, tensor};
+use ember_testkit::{assert_close, cases, elementwise_tol, input, reduction_tol, tensor};
 use serde_json::Value;
 
 fn f(args: &Value, k: &str) -> f64 {

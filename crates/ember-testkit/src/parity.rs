@@ -1,6 +1,5 @@
-//! Test support shared by the crates' parity tests: loads the vectors PyTorch computed
-//! (`parity/*.json`, format in `parity/README.md`) as Ember tensors and compares results with the
-//! README's tolerances.
+//! Loads the vectors PyTorch computed (`parity/*.json`, format in `parity/README.md`) as Ember
+//! tensors and compares results with the README's tolerances.
 
 use ember_autograd::{DType, Tensor};
 use serde_json::Value;

@@ -1,0 +1,7 @@
+//! Test and benchmark support for Ember's crates (not published): the PyTorch parity vectors in
+//! `parity/` as Ember tensors, and the timing and PyTorch side-by-side helpers the benchmarks share.
+
+pub mod bench;
+pub mod parity;
+
+pub use parity::*;
