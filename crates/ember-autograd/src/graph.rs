@@ -116,3 +116,27 @@ impl Saved {
         &self.tensor
     }
 }
+
+/// Records a user-defined differentiable op (like `torch.autograd.Function`): when grad mode is on
+/// and an input requires grad, `out` gets a node named `name` whose `backward` maps the output's
+/// gradient to one optional gradient per input (in input order). Otherwise `out` is returned as is.
+///
+/// ```
+/// use ember_autograd::{custom_op, Tensor};
+/// use smallvec::smallvec;
+/// let x = Tensor::from_slice(&[1.0f64, 2.0], [2]).requires_grad_(true);
+/// let y = custom_op(x.detach() * 3.0, "TripleBackward", &[&x], |g| smallvec![Some(g * 3.0)]);
+/// y.sum().backward();
+/// assert_eq!(x.grad().unwrap().to_vec::<f64>(), vec![3.0, 3.0]);
+/// ```
+pub fn custom_op(
+    out: Tensor,
+    name: &'static str,
+    inputs: &[&Tensor],
+    backward: impl Fn(&Tensor) -> Grads + Send + Sync + 'static,
+) -> Tensor {
+    if !needs_grad(inputs) {
+        return out;
+    }
+    record(out, name, inputs, backward)
+}

@@ -29,7 +29,8 @@ pub mod autograd {
 
 pub use ember_kernels::{DType, Device, Scalar};
 pub use grad_mode::{grad_mode, is_grad_enabled, no_grad, set_grad_enabled, GradModeGuard};
-pub use graph::Node;
-pub use shape_arg::{IntoDims, IntoShape};
+pub use graph::{custom_op, Grads, Node};
 pub use literal::TensorLiteral;
+pub use shape_arg::{IntoDims, IntoShape};
+pub use smallvec;
 pub use tensor::{live_storages, Tensor};

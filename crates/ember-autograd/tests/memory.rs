@@ -5,10 +5,25 @@ use ember_autograd::{live_storages, no_grad, Tensor};
 
 #[test]
 fn training_loop_keeps_live_storages_flat() {
-    let w1 = Tensor::from_vec((0..32).map(|i| (i as f32 * 0.37).sin() * 0.3).collect::<Vec<f32>>(), [8, 4]).requires_grad_(true);
+    let w1 = Tensor::from_vec(
+        (0..32)
+            .map(|i| (i as f32 * 0.37).sin() * 0.3)
+            .collect::<Vec<f32>>(),
+        [8, 4],
+    )
+    .requires_grad_(true);
     let b1 = Tensor::zeros([4]).requires_grad_(true);
-    let w2 = Tensor::from_vec((0..8).map(|i| (i as f32 * 0.71).cos() * 0.3).collect::<Vec<f32>>(), [4, 2]).requires_grad_(true);
-    let x = Tensor::from_vec((0..16).map(|i| i as f32 / 16.0).collect::<Vec<f32>>(), [2, 8]);
+    let w2 = Tensor::from_vec(
+        (0..8)
+            .map(|i| (i as f32 * 0.71).cos() * 0.3)
+            .collect::<Vec<f32>>(),
+        [4, 2],
+    )
+    .requires_grad_(true);
+    let x = Tensor::from_vec(
+        (0..16).map(|i| i as f32 / 16.0).collect::<Vec<f32>>(),
+        [2, 8],
+    );
     let step = || {
         let h = b1.addmm(&x, &w1, 1.0, 1.0).relu();
         let loss = h.matmul(&w2).log_softmax(1).mean().neg();
@@ -26,5 +41,9 @@ fn training_loop_keeps_live_storages_flat() {
     for _ in 0..10_000 {
         step();
     }
-    assert_eq!(live_storages(), before, "storages leaked across 10,000 steps");
+    assert_eq!(
+        live_storages(),
+        before,
+        "storages leaked across 10,000 steps"
+    );
 }

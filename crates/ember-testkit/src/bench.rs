@@ -65,14 +65,28 @@ impl TorchFigures {
 
     /// A figure at a JSON pointer (e.g. `/ops/add8_us`), or `fallback` from the documented baseline.
     pub fn get(&self, pointer: &str, fallback: f64) -> f64 {
-        self.json.as_ref().and_then(|j| j.pointer(pointer)).and_then(|v| v.as_f64()).unwrap_or(fallback)
+        self.json
+            .as_ref()
+            .and_then(|j| j.pointer(pointer))
+            .and_then(|v| v.as_f64())
+            .unwrap_or(fallback)
     }
 
     /// PyTorch's GFLOP/s (allocating result) for sgemm at (m, k, n).
     pub fn gemm(&self, mkn: [usize; 3], fallback: f64) -> f64 {
-        let found = self.json.as_ref().and_then(|j| j["gemm"].as_array()).and_then(|a| {
-            a.iter().find(|g| g["mkn"].as_array().is_some_and(|v| v.iter().map(|x| x.as_u64().unwrap_or(0) as usize).eq(mkn))).and_then(|g| g["gflops"].as_f64())
-        });
+        let found = self
+            .json
+            .as_ref()
+            .and_then(|j| j["gemm"].as_array())
+            .and_then(|a| {
+                a.iter()
+                    .find(|g| {
+                        g["mkn"].as_array().is_some_and(|v| {
+                            v.iter().map(|x| x.as_u64().unwrap_or(0) as usize).eq(mkn)
+                        })
+                    })
+                    .and_then(|g| g["gflops"].as_f64())
+            });
         found.unwrap_or(fallback)
     }
 }

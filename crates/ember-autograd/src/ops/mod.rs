@@ -4,8 +4,10 @@
 mod convert;
 mod create;
 pub(crate) mod elementwise;
+mod fused_optim;
 pub(crate) mod index;
 mod inplace;
+mod loss;
 mod matmul;
 mod operators;
 mod reduce;

@@ -9,7 +9,9 @@ pub mod strided;
 pub mod creation;
 mod elementwise;
 pub mod index;
+pub mod loss;
 pub mod matmul;
+pub mod optim;
 pub mod reduce;
 pub mod softmax;
 

@@ -1,0 +1,1 @@
+//! Fused in-place optimizer updates as Tensor methods (in progress).

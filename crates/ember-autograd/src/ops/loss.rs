@@ -1,0 +1,1 @@
+//! Fused losses as Tensor ops (in progress).

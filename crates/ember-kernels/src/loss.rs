@@ -1,0 +1,1 @@
+//! Fused loss kernels on `Storage` (cross-entropy: log-softmax + NLL): device dispatch.

@@ -1,0 +1,1 @@
+//! Fused optimizer updates on `Storage` (SGD, Adam, …), in place: device dispatch.
