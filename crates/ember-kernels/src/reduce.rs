@@ -1,1 +1,89 @@
-//! Reductions and softmax on `Storage`: device dispatch.
+//! Reductions and softmax on `Storage`: device dispatch. Outputs are new contiguous storages; a
+//! reduction's output has the input's shape with the reduced dims set to 1 (keepdim form, the
+//! Tensor layer squeezes).
+
+use crate::dtype::DType;
+use crate::layout::Layout;
+use crate::op::ReduceOp;
+use crate::storage::Storage;
+
+/// Which extreme `arg_reduce` looks for (`argmax`/`argmin`, `max(dim)`/`min(dim)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArgReduceOp {
+    /// largest value
+    Max,
+    /// smallest value
+    Min,
+}
+
+/// The dtype `op` produces for an input of dtype `d`, as PyTorch: sums and products of bool and
+/// integers give int64, floats keep their dtype; max/min keep the dtype.
+pub fn reduce_dtype(op: ReduceOp, d: DType) -> DType {
+    match op {
+        ReduceOp::Sum | ReduceOp::Prod if !d.is_float() => DType::I64,
+        _ => d,
+    }
+}
+
+impl Storage {
+    /// Reduces the elements selected by `layout` over `dims` (sorted, deduplicated; empty = all
+    /// dims) with `op`. Dtype per [`reduce_dtype`]; an empty reduction gives 0 (sum) or 1
+    /// (prod) and panics for max/min.
+    pub fn reduce(&self, layout: &Layout, dims: &[usize], op: ReduceOp) -> Storage {
+        match self {
+            Storage::Cpu(s) => Storage::Cpu(s.reduce(layout, dims, op)),
+        }
+    }
+
+    /// `(values, indices)` of the largest/smallest element along `dim` (indices int64), keepdim
+    /// shape. First occurrence wins; NaN counts as the extreme. For a whole-tensor argmax pass a
+    /// flattened contiguous layout.
+    pub fn arg_reduce(&self, layout: &Layout, dim: usize, op: ArgReduceOp) -> (Storage, Storage) {
+        match self {
+            Storage::Cpu(s) => {
+                let (v, i) = s.arg_reduce(layout, dim, op);
+                (Storage::Cpu(v), Storage::Cpu(i))
+            }
+        }
+    }
+
+    /// Variance over `dims` (empty = all), keepdim shape, dividing by `N - correction` (1 =
+    /// unbiased; a non-positive divisor gives inf/NaN as PyTorch). Floating-point dtypes only.
+    pub fn var(&self, layout: &Layout, dims: &[usize], correction: f64) -> Storage {
+        match self {
+            Storage::Cpu(s) => Storage::Cpu(s.var(layout, dims, correction)),
+        }
+    }
+
+    /// `log(Σ exp(x))` over `dims` (empty = all), keepdim shape, computed stably. Integer inputs
+    /// give float32.
+    pub fn logsumexp(&self, layout: &Layout, dims: &[usize]) -> Storage {
+        match self {
+            Storage::Cpu(s) => Storage::Cpu(s.logsumexp(layout, dims)),
+        }
+    }
+
+    /// `softmax` (or `log_softmax` when `log`) along `dim`: same shape, contiguous, float only.
+    pub fn softmax(&self, layout: &Layout, dim: usize, log: bool) -> Storage {
+        match self {
+            Storage::Cpu(s) => Storage::Cpu(s.softmax(layout, dim, log)),
+        }
+    }
+
+    /// Fused backward of `softmax`/`log_softmax` along `dim`: `self` is the upstream gradient
+    /// (layout `lg`), `out` the forward output (layout `lo`). Same shape, contiguous.
+    pub fn softmax_backward(
+        &self,
+        lg: &Layout,
+        out: &Storage,
+        lo: &Layout,
+        dim: usize,
+        log: bool,
+    ) -> Storage {
+        match (self, out) {
+            (Storage::Cpu(g), Storage::Cpu(o)) => {
+                Storage::Cpu(g.softmax_backward(lg, o, lo, dim, log))
+            }
+        }
+    }
+}
