@@ -598,6 +598,11 @@ impl std::fmt::Display for crate::tensor::Tensor {
         } else if self.requires_grad() {
             suffixes.push("requires_grad=True".to_string());
         }
-        f.write_str(&format_tensor(&values, self.shape(), self.dtype(), &suffixes))
+        f.write_str(&format_tensor(
+            &values,
+            self.shape(),
+            self.dtype(),
+            &suffixes,
+        ))
     }
 }
