@@ -81,7 +81,7 @@ mod tests {
                 smallvec![Some(g * &xs)]
             })
         };
-        assert!(gradcheck(bad, &[x.clone()], 1e-6, 1e-6, 1e-4).is_err());
+        assert!(gradcheck(bad, std::slice::from_ref(&x), 1e-6, 1e-6, 1e-4).is_err());
         assert!(gradcheck(|v| v[0].square(), &[x], 1e-6, 1e-6, 1e-4).is_ok());
     }
 }
