@@ -17,6 +17,7 @@ mod engine;
 mod grad_mode;
 pub mod gradcheck;
 mod graph;
+pub mod io;
 mod literal;
 mod ops;
 mod shape_arg;
