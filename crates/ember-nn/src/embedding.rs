@@ -12,7 +12,7 @@ pub(crate) fn embedding_impl(indices: &Tensor, weight: &Tensor, padding_idx: Opt
     if !indices.dtype().is_int() {
         panic!(
             "Embedding: expected integer indices (int64), got {} of shape {:?}",
-            indices.dtype(),
+            indices.dtype().name(),
             indices.shape()
         );
     }

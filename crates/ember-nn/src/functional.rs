@@ -122,7 +122,7 @@ pub fn dropout_with(x: &Tensor, p: f64, training: bool, gen: Option<&Generator>)
         return x.clone();
     }
     if !x.dtype().is_float() {
-        panic!("dropout: expected a floating-point input, got {}", x.dtype());
+        panic!("dropout: expected a floating-point input, got {}", x.dtype().name());
     }
     let scale = if p == 1.0 { 0.0 } else { 1.0 / (1.0 - p) };
     let keep = Storage::bernoulli_scalar(x.numel(), 1.0 - p, x.dtype(), x.device(), gen);

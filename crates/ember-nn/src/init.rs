@@ -90,7 +90,7 @@ fn overwrite(t: &Tensor, storage: Storage) {
 
 fn check_float(op: &str, t: &Tensor) {
     if !t.dtype().is_float() {
-        panic!("{op}: expected a floating-point tensor, got {}", t.dtype());
+        panic!("{op}: expected a floating-point tensor, got {}", t.dtype().name());
     }
 }
 

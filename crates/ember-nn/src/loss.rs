@@ -87,14 +87,14 @@ fn check_pointwise(op: &str, input: &Tensor, target: &Tensor) -> Tensor {
     if !input.dtype().is_float() {
         panic!(
             "{op}: expected a floating-point input, got {} of shape {:?}",
-            input.dtype(),
+            input.dtype().name(),
             input.shape()
         );
     }
     if !target.dtype().is_float() {
         panic!(
             "{op}: expected a floating-point target, got {} of shape {:?} (convert it with .float())",
-            target.dtype(),
+            target.dtype().name(),
             target.shape()
         );
     }

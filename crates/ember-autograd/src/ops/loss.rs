@@ -31,7 +31,7 @@ fn check_input(op: &str, input: &Tensor) -> usize {
     if !input.dtype().is_float() {
         panic!(
             "{op}: expected a floating-point input, got {} of shape {:?}",
-            input.dtype(),
+            input.dtype().name(),
             input.shape()
         );
     }

@@ -70,7 +70,7 @@ fn index_targets<'a>(op: &str, s: &'a CpuStorage, layout: &Layout) -> Cow<'a, [i
     if !s.dtype().is_int() {
         panic!(
             "{op}: expected class-index targets of an integer dtype, got {}",
-            s.dtype()
+            s.dtype().name()
         );
     }
     as_contiguous::<i64>(s, layout)
@@ -206,7 +206,7 @@ fn float_op<'a, T: CpuElement>(op: &str, s: &'a CpuStorage) -> &'a [T] {
     T::unwrap_ref(s).unwrap_or_else(|| {
         panic!(
             "{op}: expected a floating-point input, got {}",
-            s.dtype()
+            s.dtype().name()
         )
     })
 }
@@ -568,7 +568,7 @@ impl CpuStorage {
         match self.dtype() {
             DType::F32 => nll_backward::<f32>(layout, target, opts, grad),
             DType::F64 => nll_backward::<f64>(layout, target, opts, grad),
-            d => panic!("{}: expected a floating-point input, got {d}", opts.op),
+            d => panic!("{}: expected a floating-point input, got {}", d.name(), opts.op),
         }
     }
 }
