@@ -568,7 +568,7 @@ impl CpuStorage {
         match self.dtype() {
             DType::F32 => nll_backward::<f32>(layout, target, opts, grad),
             DType::F64 => nll_backward::<f64>(layout, target, opts, grad),
-            d => panic!("{}: expected a floating-point input, got {}", d.name(), opts.op),
+            d => panic!("{}: expected a floating-point input, got {}", opts.op, d.name()),
         }
     }
 }
