@@ -14,7 +14,7 @@
 
 use crate::loss;
 use ember_autograd::{custom_op, no_grad, Tensor};
-use ember_kernels::random::Generator;
+use ember_autograd::Generator;
 use ember_kernels::Storage;
 use ember_autograd::smallvec::smallvec;
 

@@ -14,7 +14,7 @@
 //! ```
 
 use ember_autograd::{no_grad, Tensor};
-use ember_kernels::random::Generator;
+use ember_autograd::Generator;
 use ember_kernels::Storage;
 
 /// The nonlinearity a gain is computed for (`calculate_gain`'s first argument).

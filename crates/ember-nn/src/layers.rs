@@ -4,7 +4,7 @@ use crate::functional as F;
 use crate::init;
 use crate::module::{Module, Parameter, TrainFlag};
 use ember_autograd::Tensor;
-use ember_kernels::random::Generator;
+use ember_autograd::Generator;
 use ember_nn_derive::Module;
 
 /// `y = x Wᵀ + b` (`nn.Linear`): weight `(out_features, in_features)`, bias `(out_features)`,
@@ -236,7 +236,7 @@ impl Module for Unflatten {
 ///
 /// ```
 /// use ember_autograd::Tensor;
-/// use ember_kernels::random::Generator;
+/// use ember_autograd::Generator;
 /// use ember_nn::{Dropout, Module};
 /// let d = Dropout::new(0.5).generator(Generator::new(0));
 /// let x = Tensor::ones([1000]);

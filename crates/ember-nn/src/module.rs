@@ -573,6 +573,35 @@ pub trait Module: ModuleVisit + Send + Sync {
         f(self.as_module())
     }
 
+    /// A parameter by dotted path relative to this module (`"weight"`, `"0.bias"`), PyTorch's
+    /// `get_parameter`.
+    fn get_parameter(&self, path: &str) -> Option<Tensor> {
+        self.named_parameters()
+            .into_iter()
+            .find(|(n, _)| n == path)
+            .map(|(_, t)| t)
+    }
+
+    /// PyTorch's printed form of the module tree (`print(model)`); `&dyn Module` also
+    /// implements `Display` with it.
+    fn repr(&self) -> String {
+        let children = self.named_children();
+        let extra = self.extra_repr();
+        if children.is_empty() {
+            return format!("{}({extra})", self.type_name());
+        }
+        let mut s = format!("{}(", self.type_name());
+        if !extra.is_empty() {
+            s.push_str(&format!("\n  {extra}"));
+        }
+        for (n, c) in children {
+            let inner = c.repr().replace('\n', "\n  ");
+            s.push_str(&format!("\n  ({n}): {inner}"));
+        }
+        s.push_str("\n)");
+        s
+    }
+
     /// Total number of parameter elements.
     fn num_parameters(&self) -> usize {
         self.parameters().iter().map(|p| p.numel()).sum()
@@ -679,14 +708,6 @@ impl dyn Module {
         self.as_any().is::<T>()
     }
 
-    /// A parameter by dotted path relative to this module (`"weight"`, `"0.bias"`).
-    pub fn get_parameter(&self, path: &str) -> Option<Tensor> {
-        self.named_parameters()
-            .into_iter()
-            .find(|(n, _)| n == path)
-            .map(|(_, t)| t)
-    }
-
     /// The parameter named `weight` (`model[0].weight()`); panics naming the module when it has
     /// none.
     pub fn weight(&self) -> Tensor {
@@ -706,25 +727,6 @@ impl dyn Module {
             .into_iter()
             .find(|(n, _)| n == name)
             .map(|(_, p)| p.0.clone())
-    }
-
-    /// PyTorch's printed form of the module tree (`print(model)`).
-    pub fn repr(&self) -> String {
-        let children = self.named_children();
-        let extra = self.extra_repr();
-        if children.is_empty() {
-            return format!("{}({extra})", self.type_name());
-        }
-        let mut s = format!("{}(", self.type_name());
-        if !extra.is_empty() {
-            s.push_str(&format!("\n  {extra}"));
-        }
-        for (n, c) in children {
-            let inner = c.repr().replace('\n', "\n  ");
-            s.push_str(&format!("\n  ({n}): {inner}"));
-        }
-        s.push_str("\n)");
-        s
     }
 }
 
