@@ -1,60 +1,77 @@
-//! TEMPORARY stubs (replaced by the real kernels on merge).
-#![allow(missing_docs, unused_variables)]
-use crate::{cpu::CpuStorage, op::ReduceOp, DType, Layout, Storage};
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+//! Reductions and softmax on `Storage`: device dispatch. Outputs are new contiguous storages; a
+//! reduction's output has the input's shape with the reduced dims set to 1 (keepdim form, the
+//! Tensor layer squeezes).
+
+use crate::dtype::DType;
+use crate::layout::Layout;
+use crate::op::ReduceOp;
+use crate::storage::Storage;
+
+/// Which extreme `arg_reduce` looks for (`argmax`/`argmin`, `max(dim)`/`min(dim)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ArgReduceOp {
+    /// largest value
     Max,
+    /// smallest value
     Min,
 }
+
+/// The dtype `op` produces for an input of dtype `d`, as PyTorch: sums and products of bool and
+/// integers give int64, floats keep their dtype; max/min keep the dtype.
+pub fn reduce_dtype(op: ReduceOp, d: DType) -> DType {
+    match op {
+        ReduceOp::Sum | ReduceOp::Prod if !d.is_float() => DType::I64,
+        _ => d,
+    }
+}
+
 impl Storage {
+    /// Reduces the elements selected by `layout` over `dims` (sorted, deduplicated; empty = all
+    /// dims) with `op`. Dtype per [`reduce_dtype`]; an empty reduction gives 0 (sum) or 1
+    /// (prod) and panics for max/min.
     pub fn reduce(&self, layout: &Layout, dims: &[usize], op: ReduceOp) -> Storage {
-        let dims: Vec<usize> = if dims.is_empty() {
-            (0..layout.ndim()).collect()
-        } else {
-            dims.to_vec()
-        };
-        let out_shape: Vec<usize> = layout
-            .shape()
-            .iter()
-            .enumerate()
-            .map(|(i, &s)| if dims.contains(&i) { 1 } else { s })
-            .collect();
-        let ol = Layout::contiguous(&out_shape);
-        let v = self.to_vec::<f64>(layout);
-        let mut out = vec![0.0; ol.numel()];
-        let cl = Layout::contiguous(layout.shape());
-        let st = cl.strides().to_vec();
-        for (i, x) in v.iter().enumerate() {
-            let idx: Vec<usize> = (0..layout.ndim())
-                .map(|d| {
-                    if dims.contains(&d) {
-                        0
-                    } else {
-                        (i / st[d]) % layout.shape()[d]
-                    }
-                })
-                .collect();
-            out[ol.position(&idx)] += x;
+        match self {
+            Storage::Cpu(s) => Storage::Cpu(s.reduce(layout, dims, op)),
         }
-        let dt = if self.dtype().is_float() {
-            self.dtype()
-        } else {
-            DType::I64
-        };
-        Storage::Cpu(CpuStorage::from_vec(out)).cast(&ol, dt)
     }
+
+    /// `(values, indices)` of the largest/smallest element along `dim` (indices int64), keepdim
+    /// shape. First occurrence wins; NaN counts as the extreme. For a whole-tensor argmax pass a
+    /// flattened contiguous layout.
     pub fn arg_reduce(&self, layout: &Layout, dim: usize, op: ArgReduceOp) -> (Storage, Storage) {
-        unimplemented!()
+        match self {
+            Storage::Cpu(s) => {
+                let (v, i) = s.arg_reduce(layout, dim, op);
+                (Storage::Cpu(v), Storage::Cpu(i))
+            }
+        }
     }
+
+    /// Variance over `dims` (empty = all), keepdim shape, dividing by `N - correction` (1 =
+    /// unbiased; a non-positive divisor gives inf/NaN as PyTorch). Floating-point dtypes only.
     pub fn var(&self, layout: &Layout, dims: &[usize], correction: f64) -> Storage {
-        unimplemented!()
+        match self {
+            Storage::Cpu(s) => Storage::Cpu(s.var(layout, dims, correction)),
+        }
     }
+
+    /// `log(Σ exp(x))` over `dims` (empty = all), keepdim shape, computed stably. Integer inputs
+    /// give float32.
     pub fn logsumexp(&self, layout: &Layout, dims: &[usize]) -> Storage {
-        unimplemented!()
+        match self {
+            Storage::Cpu(s) => Storage::Cpu(s.logsumexp(layout, dims)),
+        }
     }
+
+    /// `softmax` (or `log_softmax` when `log`) along `dim`: same shape, contiguous, float only.
     pub fn softmax(&self, layout: &Layout, dim: usize, log: bool) -> Storage {
-        unimplemented!()
+        match self {
+            Storage::Cpu(s) => Storage::Cpu(s.softmax(layout, dim, log)),
+        }
     }
+
+    /// Fused backward of `softmax`/`log_softmax` along `dim`: `self` is the upstream gradient
+    /// (layout `lg`), `out` the forward output (layout `lo`). Same shape, contiguous.
     pub fn softmax_backward(
         &self,
         lg: &Layout,
@@ -63,6 +80,10 @@ impl Storage {
         dim: usize,
         log: bool,
     ) -> Storage {
-        unimplemented!()
+        match (self, out) {
+            (Storage::Cpu(g), Storage::Cpu(o)) => {
+                Storage::Cpu(g.softmax_backward(lg, o, lo, dim, log))
+            }
+        }
     }
 }

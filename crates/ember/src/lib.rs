@@ -1,1 +1,50 @@
-//! tmp
+//! # Ember
+//!
+//! PyTorch's way of working — tensors, autograd, `nn`, `optim`, `DataLoader`, the training loop —
+//! as a Rust library. This facade re-exports the layered crates under torch-like paths:
+//! `ember::Tensor`, `ember::nn`, `ember::optim`, `ember::data`, `ember::no_grad()`, …
+//!
+//! ```
+//! use ember::Tensor;
+//! let x = Tensor::randn([2, 2]).requires_grad_(true);
+//! let z = x.pow(2.0).mean();
+//! z.backward();
+//! assert!(x.grad().unwrap().allclose(&(&x / 2.0), 1e-6, 1e-6));
+//! {
+//!     let _g = ember::no_grad();
+//!     assert!(!(&x * 2.0).requires_grad());
+//! }
+//! ```
+
+pub use ember_autograd::{
+    autograd, custom_op, grad_mode, gradcheck, initial_seed, io, is_grad_enabled, manual_seed,
+    no_grad, set_grad_enabled, tensor, DType, Device, Generator, GradModeGuard, Scalar, Tensor,
+};
+
+/// Neural-network building blocks (`torch.nn`).
+pub mod nn {
+    pub use ember_nn::*;
+}
+
+/// Optimizers and learning-rate schedulers (`torch.optim`).
+pub mod optim {
+    pub use ember_optim::*;
+}
+
+/// Datasets and the `DataLoader` (`torch.utils.data`).
+pub mod data {
+    pub use ember_data::*;
+}
+
+/// CUDA devices (`torch.cuda`).
+pub mod cuda {
+    /// True when a CUDA device can be used (always false until the CUDA backend lands).
+    pub fn is_available() -> bool {
+        device_count() > 0
+    }
+
+    /// Number of usable CUDA devices (0 in builds without the CUDA backend).
+    pub fn device_count() -> usize {
+        0
+    }
+}

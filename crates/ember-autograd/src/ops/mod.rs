@@ -10,5 +10,6 @@ mod inplace;
 mod loss;
 mod matmul;
 mod operators;
+mod random;
 mod reduce;
 mod view;
