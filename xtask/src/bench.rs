@@ -4,7 +4,7 @@ use crate::train::{evaluate, mlp, MEAN, STD};
 use anyhow::{bail, Context, Result};
 use ember::data::{DataLoader, Mnist};
 use ember::nn::{self, Module};
-use ember::optim::{Optimizer, SGD};
+use ember::optim::SGD;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;

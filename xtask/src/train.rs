@@ -1,7 +1,7 @@
 //! `cargo xtask train-mnist`: the seeds' training loop, end to end.
 
 use anyhow::{bail, Context, Result};
-use ember::data::{DataLoader, Mnist};
+use ember::data::{DataLoader, Dataset, Mnist};
 use ember::nn::{self, Module};
 use ember::optim::{Adam, Optimizer, StateDict, SGD};
 use ember::{no_grad, Device, Tensor};
