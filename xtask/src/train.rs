@@ -173,7 +173,7 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
     let test_loader = DataLoader::new(test, 1000);
 
     ember::manual_seed(args.seed);
-    let model = mlp();
+    let mut model = mlp();
     model.to(device);
     let mut optimizer = AnyOptimizer::new(&args.optimizer, model.parameters(), args.lr)?;
     let criterion = nn::CrossEntropyLoss::new();
