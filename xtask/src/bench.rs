@@ -31,7 +31,11 @@ pub struct BenchMnistArgs {
 pub fn peak_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
         .map_or(0, |kb| kb * 1024)
 }
 
@@ -45,7 +49,10 @@ fn torch_figure(pointer: &str) -> Option<f64> {
 /// timed in-process after a warm-up epoch.
 pub fn bench_mnist(args: BenchMnistArgs) -> Result<()> {
     if args.device != "cpu" {
-        bail!("bench-mnist --device {}: only cpu is available in this build", args.device);
+        bail!(
+            "bench-mnist --device {}: only cpu is available in this build",
+            args.device
+        );
     }
     let train = Mnist::train(&args.data)?.normalize(MEAN, STD);
     let test = Mnist::test(&args.data)?.normalize(MEAN, STD);
@@ -60,7 +67,8 @@ pub fn bench_mnist(args: BenchMnistArgs) -> Result<()> {
         let mut n = 0;
         for (images, labels) in &loader {
             opt.zero_grad();
-            let loss = criterion.forward(&model.forward(&images.view([images.size(0), -1])), &labels);
+            let loss =
+                criterion.forward(&model.forward(&images.view([images.size(0), -1])), &labels);
             loss.backward();
             opt.step();
             loss.item();
@@ -74,11 +82,25 @@ pub fn bench_mnist(args: BenchMnistArgs) -> Result<()> {
     let (_, acc) = evaluate(&model, &test_loader);
     let test_secs = t.elapsed().as_secs_f64();
     let rss = peak_rss_bytes();
-    let torch = args.torch_epoch_s.or_else(|| torch_figure("/train/median_epoch_s"));
-    println!("MNIST MLP 784-128-64-10, SGD(0.01, momentum 0.9), batch 64, {} rayon threads", rayon::current_num_threads());
-    println!("epoch (60,000 samples, shuffled DataLoader): {secs:.3} s, {:.0} samples/s", n as f64 / secs);
-    println!("test pass (10,000 samples): {test_secs:.3} s, test accuracy {:.2}% after 2 epochs", acc * 100.0);
-    println!("peak RSS: {:.1} MiB (target <= 150 MiB)", rss as f64 / (1 << 20) as f64);
+    let torch = args
+        .torch_epoch_s
+        .or_else(|| torch_figure("/train/median_epoch_s"));
+    println!(
+        "MNIST MLP 784-128-64-10, SGD(0.01, momentum 0.9), batch 64, {} rayon threads",
+        rayon::current_num_threads()
+    );
+    println!(
+        "epoch (60,000 samples, shuffled DataLoader): {secs:.3} s, {:.0} samples/s",
+        n as f64 / secs
+    );
+    println!(
+        "test pass (10,000 samples): {test_secs:.3} s, test accuracy {:.2}% after 2 epochs",
+        acc * 100.0
+    );
+    println!(
+        "peak RSS: {:.1} MiB (target <= 150 MiB)",
+        rss as f64 / (1 << 20) as f64
+    );
     match torch {
         Some(t) => println!("PyTorch epoch (same session): {t:.3} s -> Ember takes {:.2}x PyTorch's time (target <= 0.50x)", secs / t),
         None => println!("PyTorch epoch (documented baseline 1.11-1.19 s): Ember takes {:.2}x (target <= 0.50x; run `cargo xtask bench` for a same-session ratio)", secs / 1.15),
@@ -162,7 +184,8 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     for (pkg, name, _) in benches {
         println!("== cargo bench -p {pkg} --bench {name}");
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["bench", "-q", "-p", pkg, "--bench", name, "--"]).args(&args.groups);
+        cmd.args(["bench", "-q", "-p", pkg, "--bench", name, "--"])
+            .args(&args.groups);
         if let Some(j) = &env_json {
             cmd.env("EMBER_TORCH_JSON", j);
         }
@@ -175,7 +198,12 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         if let Some(j) = &env_json {
             std::env::set_var("EMBER_TORCH_JSON", j);
         }
-        bench_mnist(BenchMnistArgs { data: "datasets/mnist".into(), metrics: None, device: "cpu".into(), torch_epoch_s: None })?;
+        bench_mnist(BenchMnistArgs {
+            data: "datasets/mnist".into(),
+            metrics: None,
+            device: "cpu".into(),
+            torch_epoch_s: None,
+        })?;
     }
     Ok(())
 }

@@ -146,20 +146,32 @@ pub fn evaluate(model: &nn::Sequential, loader: &DataLoader<Mnist>) -> (f64, f64
     for (images, labels) in loader {
         let logits = model.forward(&images.view([images.size(0), -1]));
         loss += criterion.forward(&logits, &labels).item();
-        correct += logits.argmax(Some(1), false).eq_t(&labels).to_dtype(ember::DType::I64).sum().item() as usize;
+        correct += logits
+            .argmax(Some(1), false)
+            .eq_t(&labels)
+            .to_dtype(ember::DType::I64)
+            .sum()
+            .item() as usize;
         n += labels.numel();
     }
     (loss / n as f64, correct as f64 / n as f64)
 }
 
 fn checkpoint_paths(out: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    (out.join("model.safetensors"), out.join("optimizer.safetensors"), out.join("progress.json"))
+    (
+        out.join("model.safetensors"),
+        out.join("optimizer.safetensors"),
+        out.join("progress.json"),
+    )
 }
 
 /// Runs the training described by `args`; returns every epoch's statistics and the model.
 pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
     if let Some(t) = args.threads {
-        rayon::ThreadPoolBuilder::new().num_threads(t).build_global().ok();
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .ok();
     }
     let device = parse_device(&args.device)?;
     let say = |s: String| {
@@ -169,7 +181,9 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
     };
     let train = Mnist::train(&args.data)?.normalize(MEAN, STD);
     let test = Mnist::test(&args.data)?.normalize(MEAN, STD);
-    let loader = DataLoader::new(train, args.batch_size).shuffle(true).seed(args.seed);
+    let loader = DataLoader::new(train, args.batch_size)
+        .shuffle(true)
+        .seed(args.seed);
     let test_loader = DataLoader::new(test, 1000);
 
     ember::manual_seed(args.seed);
@@ -182,14 +196,23 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
     let mut first_epoch = 0;
     if args.resume {
         let progress: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(&progress_path).with_context(|| format!("--resume: no checkpoint in {}", args.out.display()))?,
+            &std::fs::read_to_string(&progress_path)
+                .with_context(|| format!("--resume: no checkpoint in {}", args.out.display()))?,
         )?;
-        first_epoch = progress["epochs_done"].as_u64().context("progress.json: missing epochs_done")? as usize;
+        first_epoch = progress["epochs_done"]
+            .as_u64()
+            .context("progress.json: missing epochs_done")? as usize;
         model.load_safetensors(&model_path)?;
-        optimizer.opt().load_state_dict(&StateDict::load(&opt_path)?)?;
-        say(format!("resuming after epoch {first_epoch} from {}", args.out.display()));
+        optimizer
+            .opt()
+            .load_state_dict(&StateDict::load(&opt_path)?)?;
+        say(format!(
+            "resuming after epoch {first_epoch} from {}",
+            args.out.display()
+        ));
     }
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
 
     say(format!(
         "training MLP 784-128-64-10 ({} parameters) on {} MNIST images, batch {}, {} lr {}, {} rayon threads",
@@ -203,7 +226,13 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
     let interactive = std::io::stdout().is_terminal() && !args.quiet;
     let mut history = Vec::new();
     let mut metrics = match &args.metrics {
-        Some(p) => Some(std::fs::OpenOptions::new().create(true).append(true).open(p).with_context(|| format!("opening {}", p.display()))?),
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))?,
+        ),
         None => None,
     };
     for epoch in first_epoch..args.epochs {
@@ -211,7 +240,13 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
         model.train();
         let bar = interactive.then(|| {
             let b = ProgressBar::new(loader.len() as u64);
-            b.set_style(ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} loss {msg} {per_sec} ETA {eta}").unwrap().progress_chars("=> "));
+            b.set_style(
+                ProgressStyle::with_template(
+                    "epoch {prefix} [{bar:30}] {pos}/{len} loss {msg} {per_sec} ETA {eta}",
+                )
+                .unwrap()
+                .progress_chars("=> "),
+            );
             b.set_prefix(format!("{}/{}", epoch + 1, args.epochs));
             b
         });
@@ -264,7 +299,12 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
         // Checkpoint atomically: model, optimizer, then the progress marker that names them.
         model.save_safetensors(&model_path)?;
         optimizer.opt().state_dict().save(&opt_path)?;
-        ember::io::atomic_write(&progress_path, serde_json::json!({ "epochs_done": epoch + 1, "seed": args.seed }).to_string().as_bytes())?;
+        ember::io::atomic_write(
+            &progress_path,
+            serde_json::json!({ "epochs_done": epoch + 1, "seed": args.seed })
+                .to_string()
+                .as_bytes(),
+        )?;
         history.push(stats);
         if let Some(p) = &args.plot {
             crate::plot::loss_curves(p, &history)?;

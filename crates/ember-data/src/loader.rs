@@ -83,7 +83,9 @@ where
 impl<D: Dataset + 'static, B: Send + 'static> DataLoader<D, B> {
     fn build(dataset: D, batch_size: usize, fetch: Arc<FetchFn<D, B>>) -> DataLoader<D, B> {
         if batch_size == 0 {
-            panic!("DataLoader: batch_size should be a positive integer value, but got batch_size=0");
+            panic!(
+                "DataLoader: batch_size should be a positive integer value, but got batch_size=0"
+            );
         }
         DataLoader {
             dataset: Arc::new(dataset),
