@@ -315,3 +315,68 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
     }
     Ok((history, model))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(out: &Path, epochs: usize, resume: bool) -> TrainArgs {
+        TrainArgs {
+            epochs,
+            batch_size: 500,
+            lr: 0.05,
+            optimizer: "sgd".into(),
+            seed: 7,
+            threads: None,
+            device: "cpu".into(),
+            data: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../datasets/mnist"),
+            out: out.to_path_buf(),
+            resume,
+            metrics: None,
+            plot: None,
+            quiet: true,
+        }
+    }
+
+    fn weights(m: &nn::Sequential) -> Vec<Vec<f32>> {
+        m.parameters().iter().map(|p| p.to_vec::<f32>()).collect()
+    }
+
+    #[test]
+    fn resume_gives_the_same_weights_as_an_uninterrupted_run() {
+        let dir = std::env::temp_dir().join(format!("ember-resume-{}", std::process::id()));
+        let (a, b) = (dir.join("straight"), dir.join("resumed"));
+        let (hist, straight) = run(args(&a, 2, false)).unwrap();
+        assert_eq!(hist.len(), 2);
+        assert!(hist[1].test_accuracy > 0.85, "a short run should already learn: {:?}", hist[1]);
+        run(args(&b, 1, false)).unwrap();
+        let (hist_b, resumed) = run(args(&b, 2, true)).unwrap();
+        assert_eq!(hist_b.len(), 1, "the resumed run does only the remaining epoch");
+        assert_eq!(weights(&straight), weights(&resumed), "resumed weights differ from the uninterrupted run");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn resume_without_checkpoint_is_a_clear_error() {
+        let dir = std::env::temp_dir().join(format!("ember-noresume-{}", std::process::id()));
+        let err = run(args(&dir, 1, true)).err().unwrap().to_string();
+        assert!(err.contains("--resume: no checkpoint in"), "{err}");
+    }
+
+    #[test]
+    fn cuda_device_errors_clearly() {
+        let mut a = args(Path::new("/nonexistent"), 1, false);
+        a.device = "cuda".into();
+        let err = run(a).err().unwrap().to_string();
+        assert!(err.contains("no CUDA device is available"), "{err}");
+    }
+
+    #[test]
+    fn metrics_json_has_stable_fields() {
+        let s = EpochStats { epoch: 1, train_loss: 0.5, test_loss: 0.4, test_accuracy: 0.9, epoch_seconds: 1.0, samples_per_second: 100.0 };
+        let j = s.to_json();
+        for k in ["epoch", "train_loss", "test_loss", "test_accuracy", "epoch_seconds", "samples_per_second"] {
+            assert!(j.get(k).is_some(), "missing {k}");
+        }
+    }
+}
