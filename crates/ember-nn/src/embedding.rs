@@ -2,13 +2,17 @@
 
 use crate::init;
 use crate::module::{Module, Parameter, TrainFlag};
+use ember_autograd::smallvec::smallvec;
 use ember_autograd::{custom_op, DType, Tensor};
 use ember_nn_derive::Module;
-use ember_autograd::smallvec::smallvec;
 
 /// Rows of `weight` at `indices` (any integer dtype and shape), with a gradient that
 /// scatter-adds into the used rows and skips `padding_idx`.
-pub(crate) fn embedding_impl(indices: &Tensor, weight: &Tensor, padding_idx: Option<usize>) -> Tensor {
+pub(crate) fn embedding_impl(
+    indices: &Tensor,
+    weight: &Tensor,
+    padding_idx: Option<usize>,
+) -> Tensor {
     if !indices.dtype().is_int() {
         panic!(
             "Embedding: expected integer indices (int64), got {} of shape {:?}",
@@ -41,7 +45,8 @@ pub(crate) fn embedding_impl(indices: &Tensor, weight: &Tensor, padding_idx: Opt
         let n = flat.numel();
         let g2 = g.reshape([n, dim]);
         let idx = flat.unsqueeze(1).expand([n, dim]);
-        let mut gw = Tensor::full_on(&[num, dim], 0.0, g.dtype(), g.device()).scatter_add(0, &idx, &g2);
+        let mut gw =
+            Tensor::full_on(&[num, dim], 0.0, g.dtype(), g.device()).scatter_add(0, &idx, &g2);
         if let Some(p) = padding_idx {
             let mask: Vec<bool> = (0..num).map(|i| i == p).collect();
             let mask = Tensor::from_vec(mask, [num, 1]).to_device(g.device());
@@ -118,7 +123,11 @@ impl Embedding {
         if padding_idx >= n || padding_idx < -n {
             panic!("Embedding: padding_idx {padding_idx} must be within num_embeddings ({n})");
         }
-        let p = if padding_idx < 0 { padding_idx + n } else { padding_idx } as usize;
+        let p = if padding_idx < 0 {
+            padding_idx + n
+        } else {
+            padding_idx
+        } as usize;
         let _g = ember_autograd::no_grad();
         self.weight.select(0, p).fill_(0.0);
         self.padding_idx = Some(p);

@@ -13,10 +13,10 @@
 //! ```
 
 use crate::loss;
-use ember_autograd::{custom_op, no_grad, Tensor};
-use ember_autograd::Generator;
-use ember_kernels::Storage;
 use ember_autograd::smallvec::smallvec;
+use ember_autograd::Generator;
+use ember_autograd::{custom_op, no_grad, Tensor};
+use ember_kernels::Storage;
 
 /// `x @ weight.T + bias` for `x` of shape `(*, in_features)`, `weight` `(out, in)`, `bias`
 /// `(out)`; 2-D inputs with a bias go through one fused `addmm`.
@@ -122,13 +122,18 @@ pub fn dropout_with(x: &Tensor, p: f64, training: bool, gen: Option<&Generator>)
         return x.clone();
     }
     if !x.dtype().is_float() {
-        panic!("dropout: expected a floating-point input, got {}", x.dtype().name());
+        panic!(
+            "dropout: expected a floating-point input, got {}",
+            x.dtype().name()
+        );
     }
-    let scale = if p == 1.0 { 0.0 } else { 1.0 / (1.0 - p) };
-    let keep = Storage::bernoulli_scalar(x.numel(), 1.0 - p, x.dtype(), x.device(), gen);
-    let mask = {
+    let mask = if p == 1.0 {
+        // Everything dropped: no draws needed.
+        x.zeros_like()
+    } else {
+        let keep = Storage::bernoulli_scalar(x.numel(), 1.0 - p, x.dtype(), x.device(), gen);
         let _g = no_grad();
-        &Tensor::from_storage(keep, x.shape()) * scale
+        &Tensor::from_storage(keep, x.shape()) * (1.0 / (1.0 - p))
     };
     let out = {
         let _g = no_grad();
@@ -228,5 +233,7 @@ pub fn binary_cross_entropy_with_logits(input: &Tensor, target: &Tensor) -> Tens
 /// KL divergence of log-probabilities `input` from `target` (probabilities, or
 /// log-probabilities when `log_target`), mean reduction (`F.kl_div`).
 pub fn kl_div(input: &Tensor, target: &Tensor, log_target: bool) -> Tensor {
-    loss::KLDivLoss::new().log_target(log_target).forward(input, target)
+    loss::KLDivLoss::new()
+        .log_target(log_target)
+        .forward(input, target)
 }

@@ -13,8 +13,8 @@
 //! assert!(w.to_vec::<f32>().iter().all(|v| v.abs() as f64 <= bound));
 //! ```
 
-use ember_autograd::{no_grad, Tensor};
 use ember_autograd::Generator;
+use ember_autograd::{no_grad, Tensor};
 use ember_kernels::Storage;
 
 /// The nonlinearity a gain is computed for (`calculate_gain`'s first argument).
@@ -90,7 +90,10 @@ fn overwrite(t: &Tensor, storage: Storage) {
 
 fn check_float(op: &str, t: &Tensor) {
     if !t.dtype().is_float() {
-        panic!("{op}: expected a floating-point tensor, got {}", t.dtype().name());
+        panic!(
+            "{op}: expected a floating-point tensor, got {}",
+            t.dtype().name()
+        );
     }
 }
 

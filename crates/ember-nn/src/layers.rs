@@ -3,8 +3,8 @@
 use crate::functional as F;
 use crate::init;
 use crate::module::{Module, Parameter, TrainFlag};
-use ember_autograd::Tensor;
 use ember_autograd::Generator;
+use ember_autograd::Tensor;
 use ember_nn_derive::Module;
 
 /// `y = x Wᵀ + b` (`nn.Linear`): weight `(out_features, in_features)`, bias `(out_features)`,

@@ -63,8 +63,8 @@ mod sequential;
 mod state;
 
 pub use activation::{LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Tanh, ELU, GELU};
-pub use ember_nn_derive::Module;
 pub use embedding::Embedding;
+pub use ember_nn_derive::Module;
 pub use layers::{Dropout, Flatten, Identity, Linear, Unflatten};
 pub use loss::{
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss, Loss, MSELoss,

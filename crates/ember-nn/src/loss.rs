@@ -17,9 +17,9 @@
 //! elementwise losses compose tensor ops, with explicit backward formulas for the two binary
 //! cross-entropies so their gradients match PyTorch's at every point.
 
+use ember_autograd::smallvec::smallvec;
 use ember_autograd::{custom_op, no_grad, Tensor};
 use ember_kernels::loss::LossReduction;
-use ember_autograd::smallvec::smallvec;
 use std::str::FromStr;
 
 /// How a loss combines its per-element values (PyTorch's `reduction`).
@@ -315,7 +315,9 @@ impl CrossEntropyLoss {
     /// Sets `label_smoothing` in `[0, 1]`.
     pub fn label_smoothing(mut self, label_smoothing: f64) -> CrossEntropyLoss {
         if !(0.0..=1.0).contains(&label_smoothing) {
-            panic!("cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}");
+            panic!(
+                "cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}"
+            );
         }
         self.label_smoothing = label_smoothing;
         self
@@ -509,10 +511,7 @@ impl BCEWithLogitsLoss {
                 let (dx, dy) = match &pw {
                     Some(p) => {
                         let coef = &(&t * &(p - 1.0)) + 1.0;
-                        (
-                            &(&coef * &s) - &(&t * p),
-                            &x.neg() + &(&(p - 1.0) * &sp),
-                        )
+                        (&(&coef * &s) - &(&t * p), &x.neg() + &(&(p - 1.0) * &sp))
                     }
                     None => (&s - &t, x.neg()),
                 };
@@ -561,7 +560,11 @@ impl KLDivLoss {
         };
         match self.reduction {
             Reduction::BatchMean => {
-                let n = if input.dim() == 0 { 1 } else { input.shape()[0] };
+                let n = if input.dim() == 0 {
+                    1
+                } else {
+                    input.shape()[0]
+                };
                 &l.sum() / n as f64
             }
             r => r.apply(OP, l),

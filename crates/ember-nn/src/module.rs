@@ -277,8 +277,24 @@ macro_rules! plain_members {
     )*};
 }
 plain_members!(
-    bool, char, u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, f32, f64, String,
-    &'static str, DType, Device
+    bool,
+    char,
+    u8,
+    u16,
+    u32,
+    u64,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    isize,
+    f32,
+    f64,
+    String,
+    &'static str,
+    DType,
+    Device
 );
 
 impl<T: ?Sized> Member for std::marker::PhantomData<T> {
@@ -355,11 +371,7 @@ struct Direct<'a> {
 }
 
 /// Applies `f` to every parameter and buffer of the tree, mutably, with full names.
-fn walk_mut(
-    m: &mut dyn VisitorTarget,
-    prefix: &str,
-    f: &mut dyn FnMut(&str, MutItem<'_>),
-) {
+fn walk_mut(m: &mut dyn VisitorTarget, prefix: &str, f: &mut dyn FnMut(&str, MutItem<'_>)) {
     struct W<'f> {
         prefix: &'f str,
         f: &'f mut dyn FnMut(&str, MutItem<'_>),
@@ -406,7 +418,11 @@ impl<M: ModuleVisit + ?Sized> VisitorTarget for SelfTarget<'_, M> {
 
 /// Converts every floating-point parameter and buffer (and gradient) with `f`, keeping
 /// `requires_grad` (PyTorch's `Module._apply`).
-fn convert_all<M: ModuleVisit + ?Sized>(m: &mut M, f: &dyn Fn(&Tensor) -> Tensor, floats_only: bool) {
+fn convert_all<M: ModuleVisit + ?Sized>(
+    m: &mut M,
+    f: &dyn Fn(&Tensor) -> Tensor,
+    floats_only: bool,
+) {
     walk_mut(&mut SelfTarget(m), "", &mut |_, item| match item {
         MutItem::Param(p) => {
             let t = {
@@ -469,7 +485,10 @@ pub trait Module: ModuleVisit + Send + Sync {
     /// Every parameter of the tree, depth-first in declaration order: handles sharing storage and
     /// gradients with the module (give them to an optimizer).
     fn parameters(&self) -> Vec<Tensor> {
-        self.named_parameters().into_iter().map(|(_, t)| t).collect()
+        self.named_parameters()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
     }
 
     /// Every parameter with PyTorch's dotted name (`0.weight`, `hidden.bias`).
@@ -616,7 +635,9 @@ pub trait Module: ModuleVisit + Send + Sync {
     /// Converts floating-point parameters, gradients and buffers to `dtype` (`module.to(dtype)`).
     fn to_dtype(&mut self, dtype: DType) {
         if !dtype.is_float() {
-            panic!("nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}");
+            panic!(
+                "nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}"
+            );
         }
         convert_all(self, &|t| t.to_dtype(dtype), true)
     }
@@ -711,9 +732,8 @@ impl dyn Module {
     /// The parameter named `weight` (`model[0].weight()`); panics naming the module when it has
     /// none.
     pub fn weight(&self) -> Tensor {
-        self.own_parameter("weight").unwrap_or_else(|| {
-            panic!("{} has no parameter `weight`", self.type_name())
-        })
+        self.own_parameter("weight")
+            .unwrap_or_else(|| panic!("{} has no parameter `weight`", self.type_name()))
     }
 
     /// The parameter named `bias`, if the module has one.

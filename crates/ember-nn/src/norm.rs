@@ -319,7 +319,11 @@ impl Module for LayerNorm {
                 .collect::<Vec<_>>()
                 .join(", "),
             self.eps,
-            if self.weight.is_some() { "True" } else { "False" }
+            if self.weight.is_some() {
+                "True"
+            } else {
+                "False"
+            }
         )
     }
 }

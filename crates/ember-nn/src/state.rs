@@ -52,7 +52,11 @@ impl fmt::Display for LoadError {
                 .join(", ")
         };
         if !self.missing_keys.is_empty() {
-            write!(f, "\n\tMissing key(s) in state_dict: {}.", quoted(&self.missing_keys))?;
+            write!(
+                f,
+                "\n\tMissing key(s) in state_dict: {}.",
+                quoted(&self.missing_keys)
+            )?;
         }
         if !self.unexpected_keys.is_empty() {
             write!(

@@ -125,17 +125,30 @@ fn gradcheck_every_loss() {
     for r in REDUCTIONS {
         let t = Tensor::from_vec(y.clone(), [2, 4]);
         let a = leaf(x.clone(), &[2, 4]);
-        check("mse", |v| MSELoss::new().reduction(r).forward(&v[0], &t), &[a.clone()]);
-        check("l1", |v| L1Loss::new().reduction(r).forward(&v[0], &t), &[a.clone()]);
+        check(
+            "mse",
+            |v| MSELoss::new().reduction(r).forward(&v[0], &t),
+            std::slice::from_ref(&a),
+        );
+        check(
+            "l1",
+            |v| L1Loss::new().reduction(r).forward(&v[0], &t),
+            std::slice::from_ref(&a),
+        );
         check(
             "smooth_l1",
-            |v| SmoothL1Loss::new().beta(0.7).reduction(r).forward(&v[0], &t),
-            &[a.clone()],
+            |v| {
+                SmoothL1Loss::new()
+                    .beta(0.7)
+                    .reduction(r)
+                    .forward(&v[0], &t)
+            },
+            std::slice::from_ref(&a),
         );
         check(
             "huber",
             |v| HuberLoss::new().delta(0.6).reduction(r).forward(&v[0], &t),
-            &[a.clone()],
+            std::slice::from_ref(&a),
         );
         let p = leaf(probs.clone(), &[2, 4]);
         let tt = Tensor::from_vec(targets01.clone(), [2, 4]);
@@ -192,7 +205,7 @@ fn gradcheck_every_loss() {
                     .reduction(r)
                     .forward(&v[0], &idx)
             },
-            &[a.clone()],
+            std::slice::from_ref(&a),
         );
         let soft = Tensor::from_slice(&[0.1f64, 0.2, 0.3, 0.4, 0.25, 0.25, 0.5, 0.0], [2, 4]);
         check(
@@ -210,7 +223,7 @@ fn gradcheck_every_loss() {
         check(
             "nll",
             |v| NLLLoss::new().weight(&w).reduction(r).forward(&v[0], &idx2),
-            &[a.clone()],
+            std::slice::from_ref(&a),
         );
     }
 }
@@ -219,7 +232,10 @@ fn gradcheck_every_loss() {
 fn kl_div_batchmean_and_zero_targets() {
     let lp = Tensor::from_slice(&[-1.0f64, -0.5, -2.0, -0.1], [2, 2]);
     let t = Tensor::from_slice(&[0.0f64, 1.0, 0.5, 0.5], [2, 2]);
-    let sum = KLDivLoss::new().reduction(Reduction::Sum).forward(&lp, &t).item();
+    let sum = KLDivLoss::new()
+        .reduction(Reduction::Sum)
+        .forward(&lp, &t)
+        .item();
     let want = 1.0 * (0.0 - -0.5) + 0.5 * (0.5f64.ln() + 2.0) + 0.5 * (0.5f64.ln() + 0.1);
     assert!((sum - want).abs() < 1e-12);
     let bm = KLDivLoss::new()
@@ -255,7 +271,8 @@ fn ce_reference(
             let logp = |k: usize| at(k) - lse;
             match probs {
                 Some(p) => {
-                    let tk = |k: usize| (1.0 - eps) * p[i * c * inner + k * inner + s] + eps / c as f64;
+                    let tk =
+                        |k: usize| (1.0 - eps) * p[i * c * inner + k * inner + s] + eps / c as f64;
                     rows.push(-(0..c).map(|k| w(k) * tk(k) * logp(k)).sum::<f64>());
                     div += 1.0;
                 }
@@ -361,7 +378,9 @@ impl CeCase {
         }
     }
     fn loss(&self, r: Reduction) -> CrossEntropyLoss {
-        let mut l = CrossEntropyLoss::new().reduction(r).label_smoothing(self.eps);
+        let mut l = CrossEntropyLoss::new()
+            .reduction(r)
+            .label_smoothing(self.eps);
         if let Some(w) = &self.weight {
             l = l.weight(&Tensor::from_vec(w.clone(), [self.c]));
         }
@@ -515,19 +534,29 @@ fn nll_negative_class() {
 }
 
 #[test]
-#[should_panic(expected = "cross_entropy: expected a target of shape [2] (class indices) or [2, 4] (class probabilities, floating point) for an input of shape [2, 4], got a target of shape [3]")]
+#[should_panic(
+    expected = "cross_entropy: expected a target of shape [2] (class indices) or [2, 4] (class probabilities, floating point) for an input of shape [2, 4], got a target of shape [3]"
+)]
 fn wrong_target_shape_names_the_shapes() {
-    CrossEntropyLoss::new().forward(&Tensor::zeros([2, 4]), &Tensor::from_slice(&[1i64, 0, 2], [3]));
+    CrossEntropyLoss::new().forward(
+        &Tensor::zeros([2, 4]),
+        &Tensor::from_slice(&[1i64, 0, 2], [3]),
+    );
 }
 
 #[test]
 #[should_panic(expected = "cross_entropy: expected class-index targets of an integer dtype")]
 fn float_class_targets_name_the_dtype() {
-    CrossEntropyLoss::new().forward(&Tensor::zeros([2, 4]), &Tensor::from_slice(&[1.0f32, 0.0], [2]));
+    CrossEntropyLoss::new().forward(
+        &Tensor::zeros([2, 4]),
+        &Tensor::from_slice(&[1.0f32, 0.0], [2]),
+    );
 }
 
 #[test]
-#[should_panic(expected = "nll_loss: expected a target of shape [2] (class indices) for an input of shape [2, 4], got a target of shape [2, 4]")]
+#[should_panic(
+    expected = "nll_loss: expected a target of shape [2] (class indices) for an input of shape [2, 4], got a target of shape [2, 4]"
+)]
 fn nll_rejects_probabilities() {
     NLLLoss::new().forward(&Tensor::zeros([2, 4]), &Tensor::zeros([2, 4]));
 }

@@ -88,7 +88,11 @@ fn every_member_kind_is_found() {
         scale: Parameter::new(Tensor::ones([2])),
         stats: Buffer::new(Tensor::zeros([2])),
         blocks: vec![nn::Linear::new(2, 2), nn::Linear::new(2, 2)],
-        head: Some(nn::Sequential::new().add(nn::ReLU).add(nn::Linear::new(2, 1))),
+        head: Some(
+            nn::Sequential::new()
+                .add(nn::ReLU)
+                .add(nn::Linear::new(2, 1)),
+        ),
         missing: None,
         dyn_layer: Box::new(nn::LayerNorm::new([2])),
         width: 2,
@@ -113,7 +117,11 @@ fn every_member_kind_is_found() {
     assert_eq!(names(m.named_buffers()), ["stats"]);
     assert_eq!(
         names(m.state_dict())[..3],
-        ["scale".to_string(), "stats".into(), "blocks.0.weight".into()]
+        [
+            "scale".to_string(),
+            "stats".into(),
+            "blocks.0.weight".into()
+        ]
     );
     m.eval();
     assert!(!m.is_training());
@@ -124,9 +132,11 @@ fn every_member_kind_is_found() {
 
     let t = Tuple(nn::Linear::new(3, 2), nn::ReLU);
     assert_eq!(names(t.named_parameters()), ["0.weight", "0.bias"]);
-    assert_eq!(t.repr(), "Tuple(\n  (0): Linear(in_features=3, out_features=2, bias=True)\n  (1): ReLU()\n)");
+    assert_eq!(
+        t.repr(),
+        "Tuple(\n  (0): Linear(in_features=3, out_features=2, bias=True)\n  (1): ReLU()\n)"
+    );
 }
-
 
 fn story3_model() -> nn::Sequential {
     nn::Sequential::new()
@@ -174,7 +184,6 @@ fn story3_sequential() {
         "Sequential(\n  (0): Linear(in_features=784, out_features=128, bias=True)\n  (1): ReLU()\n  (2): Linear(in_features=128, out_features=64, bias=True)\n  (3): ReLU()\n  (4): Linear(in_features=64, out_features=10, bias=True)\n  (5): LogSoftmax(dim=1)\n)"
     );
 }
-
 
 #[test]
 #[should_panic(expected = "ReLU has no parameter `weight`")]
@@ -268,7 +277,9 @@ fn dropout_and_batchnorm_follow_the_mode_of_the_tree() {
     model.train();
     let y = model.forward(&x).to_vec::<f32>();
     // Train: batch-normalised values are ±1, then dropped (0) or doubled (±2).
-    assert!(y.iter().all(|v| [0.0, 2.0, -2.0].iter().any(|w| (v - w).abs() < 1e-3)));
+    assert!(y
+        .iter()
+        .all(|v| [0.0, 2.0, -2.0].iter().any(|w| (v - w).abs() < 1e-3)));
 }
 
 proptest! {

@@ -26,7 +26,9 @@ fn row_shape(input: &[usize]) -> Vec<usize> {
 /// Validates the input of a class-dim loss (`op`) and returns the number of classes.
 fn check_input(op: &str, input: &Tensor) -> usize {
     if input.dim() == 0 {
-        panic!("{op}: expected an input of shape (C), (N, C) or (N, C, d1, ...), got a 0-dim tensor");
+        panic!(
+            "{op}: expected an input of shape (C), (N, C) or (N, C, d1, ...), got a 0-dim tensor"
+        );
     }
     if !input.dtype().is_float() {
         panic!(
@@ -39,7 +41,12 @@ fn check_input(op: &str, input: &Tensor) -> usize {
 }
 
 /// The class weights converted to the input's dtype, checked to hold one entry per class.
-fn check_weight(op: &str, input: &Tensor, weight: Option<&Tensor>, classes: usize) -> Option<Tensor> {
+fn check_weight(
+    op: &str,
+    input: &Tensor,
+    weight: Option<&Tensor>,
+    classes: usize,
+) -> Option<Tensor> {
     weight.map(|w| {
         check_device(op, input, w);
         if w.dim() != 1 || w.numel() != classes {
@@ -60,7 +67,10 @@ fn check_index_target(op: &str, input: &Tensor, target: &Tensor, prob_ok: bool) 
         return;
     }
     let alt = if prob_ok {
-        format!(" or {:?} (class probabilities, floating point)", input.shape())
+        format!(
+            " or {:?} (class probabilities, floating point)",
+            input.shape()
+        )
     } else {
         String::new()
     };
@@ -146,7 +156,9 @@ impl Tensor {
             let (xs, ts) = (self.storage(), target_c.storage());
             let ws = weight.as_ref().map(|w| w.storage());
             let opts = CeOptions {
-                weight: ws.as_ref().map(|s| (&**s, weight.as_ref().unwrap().layout())),
+                weight: ws
+                    .as_ref()
+                    .map(|s| (&**s, weight.as_ref().unwrap().layout())),
                 ignore_index,
                 label_smoothing,
                 op: OP,
@@ -164,7 +176,9 @@ impl Tensor {
             return out;
         }
         let x = Saved::new(self);
-        let lse = fwd.lse.expect("cross_entropy: the kernel returns the row logsumexp");
+        let lse = fwd
+            .lse
+            .expect("cross_entropy: the kernel returns the row logsumexp");
         let weight_sum = fwd.weight_sum;
         let need_input = self.requires_grad();
         record(out, "NllLossBackward0", &[self, target], move |g| {
@@ -172,7 +186,9 @@ impl Tensor {
             let (xs, ts, gs) = (x.storage(), target_c.storage(), g.storage());
             let ws = weight.as_ref().map(|w| w.storage());
             let opts = CeOptions {
-                weight: ws.as_ref().map(|s| (&**s, weight.as_ref().unwrap().layout())),
+                weight: ws
+                    .as_ref()
+                    .map(|s| (&**s, weight.as_ref().unwrap().layout())),
                 ignore_index,
                 label_smoothing,
                 op: OP,
@@ -210,7 +226,9 @@ impl Tensor {
             let (xs, ts) = (self.storage(), target.storage());
             let ws = weight.as_ref().map(|w| w.storage());
             let opts = CeOptions {
-                weight: ws.as_deref().map(|s| (s, weight.as_ref().unwrap().layout())),
+                weight: ws
+                    .as_deref()
+                    .map(|s| (s, weight.as_ref().unwrap().layout())),
                 ignore_index,
                 label_smoothing: 0.0,
                 op: OP,
@@ -229,7 +247,9 @@ impl Tensor {
             let (xs, ts, gs) = (x.storage(), target.storage(), g.storage());
             let ws = weight.as_ref().map(|w| w.storage());
             let opts = CeOptions {
-                weight: ws.as_deref().map(|s| (s, weight.as_ref().unwrap().layout())),
+                weight: ws
+                    .as_deref()
+                    .map(|s| (s, weight.as_ref().unwrap().layout())),
                 ignore_index,
                 label_smoothing: 0.0,
                 op: OP,

@@ -506,8 +506,20 @@ impl CpuStorage {
         reduction: LossReduction,
     ) -> LossForward<CpuStorage> {
         match self.dtype() {
-            DType::F32 => ce_forward(float_op::<f32>(opts.op, self), layout, target, opts, reduction),
-            _ => ce_forward(float_op::<f64>(opts.op, self), layout, target, opts, reduction),
+            DType::F32 => ce_forward(
+                float_op::<f32>(opts.op, self),
+                layout,
+                target,
+                opts,
+                reduction,
+            ),
+            _ => ce_forward(
+                float_op::<f64>(opts.op, self),
+                layout,
+                target,
+                opts,
+                reduction,
+            ),
         }
     }
 
@@ -552,8 +564,20 @@ impl CpuStorage {
         reduction: LossReduction,
     ) -> LossForward<CpuStorage> {
         match self.dtype() {
-            DType::F32 => nll_forward(float_op::<f32>(opts.op, self), layout, target, opts, reduction),
-            _ => nll_forward(float_op::<f64>(opts.op, self), layout, target, opts, reduction),
+            DType::F32 => nll_forward(
+                float_op::<f32>(opts.op, self),
+                layout,
+                target,
+                opts,
+                reduction,
+            ),
+            _ => nll_forward(
+                float_op::<f64>(opts.op, self),
+                layout,
+                target,
+                opts,
+                reduction,
+            ),
         }
     }
 
@@ -568,7 +592,11 @@ impl CpuStorage {
         match self.dtype() {
             DType::F32 => nll_backward::<f32>(layout, target, opts, grad),
             DType::F64 => nll_backward::<f64>(layout, target, opts, grad),
-            d => panic!("{}: expected a floating-point input, got {}", opts.op, d.name()),
+            d => panic!(
+                "{}: expected a floating-point input, got {}",
+                opts.op,
+                d.name()
+            ),
         }
     }
 }
