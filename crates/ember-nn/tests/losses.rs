@@ -649,7 +649,8 @@ fn second_derivatives_through_the_fused_losses() {
     );
     for r in REDUCTIONS {
         // The differentiable (create_graph) gradient equals the fused one.
-        let losses: Vec<Box<dyn Fn(&Tensor) -> Tensor>> = vec![
+        type LossFn<'a> = Box<dyn Fn(&Tensor) -> Tensor + 'a>;
+        let losses: Vec<LossFn> = vec![
             Box::new(|x: &Tensor| {
                 CrossEntropyLoss::new()
                     .weight(&w)
@@ -672,15 +673,13 @@ fn second_derivatives_through_the_fused_losses() {
                 (0..l.numel()).map(|i| 1.0 + i as f64).collect::<Vec<f64>>(),
                 l.shape(),
             );
-            let fused = ember_autograd::autograd::grad(
-                &[l.clone()],
-                &[x.clone()],
-                Some(&[seed.clone()]),
-                true,
-                false,
+            let (ls, xs, ss) = (
+                std::slice::from_ref(&l),
+                std::slice::from_ref(&x),
+                std::slice::from_ref(&seed),
             );
-            let composed =
-                ember_autograd::autograd::grad(&[l], &[x.clone()], Some(&[seed]), false, true);
+            let fused = ember_autograd::autograd::grad(ls, xs, Some(ss), true, false);
+            let composed = ember_autograd::autograd::grad(ls, xs, Some(ss), false, true);
             let (a, b) = (fused[0].as_ref().unwrap(), composed[0].as_ref().unwrap());
             assert!(
                 a.allclose(b, 1e-12, 1e-12),
