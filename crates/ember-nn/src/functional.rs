@@ -127,11 +127,13 @@ pub fn dropout_with(x: &Tensor, p: f64, training: bool, gen: Option<&Generator>)
             x.dtype().name()
         );
     }
-    let scale = if p == 1.0 { 0.0 } else { 1.0 / (1.0 - p) };
-    let keep = Storage::bernoulli_scalar(x.numel(), 1.0 - p, x.dtype(), x.device(), gen);
-    let mask = {
+    let mask = if p == 1.0 {
+        // Everything dropped: no draws needed.
+        x.zeros_like()
+    } else {
+        let keep = Storage::bernoulli_scalar(x.numel(), 1.0 - p, x.dtype(), x.device(), gen);
         let _g = no_grad();
-        &Tensor::from_storage(keep, x.shape()) * scale
+        &Tensor::from_storage(keep, x.shape()) * (1.0 / (1.0 - p))
     };
     let out = {
         let _g = no_grad();

@@ -34,7 +34,8 @@ impl Sequential {
         Sequential::default()
     }
 
-    /// Appends `module` (builder form: `Sequential::new().add(a).add(b)`).
+    /// Appends `module` (builder form: `Sequential::new().add(a).add(b)`, the story's spelling).
+    #[allow(clippy::should_implement_trait)]
     pub fn add<M: Module>(mut self, module: M) -> Sequential {
         self.push(module);
         self

@@ -128,12 +128,12 @@ fn gradcheck_every_loss() {
         check(
             "mse",
             |v| MSELoss::new().reduction(r).forward(&v[0], &t),
-            &[a.clone()],
+            std::slice::from_ref(&a),
         );
         check(
             "l1",
             |v| L1Loss::new().reduction(r).forward(&v[0], &t),
-            &[a.clone()],
+            std::slice::from_ref(&a),
         );
         check(
             "smooth_l1",
@@ -143,12 +143,12 @@ fn gradcheck_every_loss() {
                     .reduction(r)
                     .forward(&v[0], &t)
             },
-            &[a.clone()],
+            std::slice::from_ref(&a),
         );
         check(
             "huber",
             |v| HuberLoss::new().delta(0.6).reduction(r).forward(&v[0], &t),
-            &[a.clone()],
+            std::slice::from_ref(&a),
         );
         let p = leaf(probs.clone(), &[2, 4]);
         let tt = Tensor::from_vec(targets01.clone(), [2, 4]);
@@ -205,7 +205,7 @@ fn gradcheck_every_loss() {
                     .reduction(r)
                     .forward(&v[0], &idx)
             },
-            &[a.clone()],
+            std::slice::from_ref(&a),
         );
         let soft = Tensor::from_slice(&[0.1f64, 0.2, 0.3, 0.4, 0.25, 0.25, 0.5, 0.0], [2, 4]);
         check(
@@ -223,7 +223,7 @@ fn gradcheck_every_loss() {
         check(
             "nll",
             |v| NLLLoss::new().weight(&w).reduction(r).forward(&v[0], &idx2),
-            &[a.clone()],
+            std::slice::from_ref(&a),
         );
     }
 }
@@ -605,4 +605,118 @@ fn reductions_parse_like_pytorch() {
         .forward(&Tensor::zeros([2, 3]), &Tensor::ones([2, 3]));
     assert_eq!(l.shape(), &[2, 3]);
     assert_eq!(l.dtype(), DType::F32);
+}
+
+/// The gradient of a loss with `create_graph`, as a function that gradcheck can differentiate
+/// again (its numeric passes run under no_grad, so grad mode is switched back on inside).
+fn grad_of(loss: impl Fn(&Tensor) -> Tensor) -> impl Fn(&[Tensor]) -> Tensor {
+    move |v: &[Tensor]| {
+        let _g = ember_autograd::grad_mode(true);
+        let x = if v[0].requires_grad() {
+            v[0].clone()
+        } else {
+            v[0].detach().requires_grad_(true)
+        };
+        let l = loss(&x);
+        let w = Tensor::from_vec(
+            (0..l.numel())
+                .map(|i| 1.0 + i as f64 * 0.5)
+                .collect::<Vec<f64>>(),
+            l.shape(),
+        );
+        ember_autograd::autograd::grad(&[(&l * &w).sum()], &[x], None, true, true)[0]
+            .clone()
+            .unwrap()
+    }
+}
+
+#[test]
+fn second_derivatives_through_the_fused_losses() {
+    let x = Tensor::from_slice(
+        &[
+            0.3f64, -1.2, 0.8, 2.0, -0.4, 0.1, 1.3, -0.9, 0.5, 0.0, -0.3, 0.7,
+        ],
+        [2, 3, 2],
+    )
+    .requires_grad_(true);
+    let w = Tensor::from_slice(&[0.5f64, 2.0, 1.5], [3]);
+    let idx = Tensor::from_slice(&[2i64, -100, 0, 1], [2, 2]);
+    let soft = Tensor::from_slice(
+        &[
+            0.1f64, 0.2, 0.3, 0.4, 0.6, 0.4, 0.25, 0.25, 0.5, 0.0, 0.25, 0.5,
+        ],
+        [2, 3, 2],
+    );
+    for r in REDUCTIONS {
+        // The differentiable (create_graph) gradient equals the fused one.
+        type LossFn<'a> = Box<dyn Fn(&Tensor) -> Tensor + 'a>;
+        let losses: Vec<LossFn> = vec![
+            Box::new(|x: &Tensor| {
+                CrossEntropyLoss::new()
+                    .weight(&w)
+                    .label_smoothing(0.3)
+                    .reduction(r)
+                    .forward(x, &idx)
+            }),
+            Box::new(|x: &Tensor| {
+                CrossEntropyLoss::new()
+                    .weight(&w)
+                    .label_smoothing(0.1)
+                    .reduction(r)
+                    .forward(x, &soft)
+            }),
+            Box::new(|x: &Tensor| NLLLoss::new().weight(&w).reduction(r).forward(x, &idx)),
+        ];
+        for f in &losses {
+            let l = f(&x);
+            let seed = Tensor::from_vec(
+                (0..l.numel()).map(|i| 1.0 + i as f64).collect::<Vec<f64>>(),
+                l.shape(),
+            );
+            let (ls, xs, ss) = (
+                std::slice::from_ref(&l),
+                std::slice::from_ref(&x),
+                std::slice::from_ref(&seed),
+            );
+            let fused = ember_autograd::autograd::grad(ls, xs, Some(ss), true, false);
+            let composed = ember_autograd::autograd::grad(ls, xs, Some(ss), false, true);
+            let (a, b) = (fused[0].as_ref().unwrap(), composed[0].as_ref().unwrap());
+            assert!(
+                a.allclose(b, 1e-12, 1e-12),
+                "{r:?}: {:?} vs {:?}",
+                a.to_vec::<f64>(),
+                b.to_vec::<f64>()
+            );
+        }
+        check(
+            "cross_entropy''",
+            grad_of(|x| {
+                CrossEntropyLoss::new()
+                    .weight(&w)
+                    .label_smoothing(0.3)
+                    .reduction(r)
+                    .forward(x, &idx)
+            }),
+            std::slice::from_ref(&x),
+        );
+        check(
+            "cross_entropy'' probs",
+            grad_of(|x| {
+                CrossEntropyLoss::new()
+                    .weight(&w)
+                    .label_smoothing(0.1)
+                    .reduction(r)
+                    .forward(x, &soft)
+            }),
+            std::slice::from_ref(&x),
+        );
+        // NLL is linear in its input: the first derivative must still come out right.
+        check(
+            "nll'",
+            grad_of(|x| {
+                &NLLLoss::new().weight(&w).reduction(r).forward(x, &idx) * &(x.sum() * 0.5)
+            }),
+            std::slice::from_ref(&x),
+        );
+    }
 }

@@ -4,6 +4,7 @@
 //! cross-entropy, `label_smoothing` and probability targets; inputs are `(C)`, `(N, C)` or
 //! `(N, C, d1, …)` as in PyTorch.
 
+use crate::grad_mode::is_grad_enabled;
 use crate::graph::{needs_grad, record, Saved};
 use crate::ops::elementwise::check_device;
 use crate::tensor::Tensor;
@@ -111,6 +112,90 @@ fn loss_grad<'a>(
     }
 }
 
+/// What the differentiable (create_graph) backward of a class loss needs.
+struct Composed<'a> {
+    x: &'a Tensor,
+    target: &'a Tensor,
+    weight: Option<&'a Tensor>,
+    ignore_index: i64,
+    label_smoothing: f64,
+    reduction: LossReduction,
+    weight_sum: f64,
+}
+
+impl Composed<'_> {
+    fn class_dim(&self) -> usize {
+        usize::from(self.x.dim() > 1)
+    }
+
+    /// The weights shaped to broadcast along the class dim (ones without weights).
+    fn weight_view(&self, classes: usize) -> Tensor {
+        let mut shape = vec![1usize; self.x.dim()];
+        shape[self.class_dim()] = classes;
+        match self.weight {
+            Some(w) => w.reshape(&shape[..]),
+            None => Tensor::full_on(&shape, 1.0, self.x.dtype(), self.x.device()),
+        }
+    }
+
+    /// The upstream gradient per row, broadcastable against the input.
+    fn row_grad(&self, g: &Tensor) -> Tensor {
+        match self.reduction {
+            LossReduction::None => g.unsqueeze(self.class_dim() as isize),
+            LossReduction::Mean => g * (1.0 / self.weight_sum),
+            LossReduction::Sum => g.clone(),
+        }
+    }
+
+    /// `w[c] * [c == y]` for each row (zero rows where ignored), and the 0/1 row mask.
+    fn weighted_one_hot(&self, classes: usize) -> (Tensor, Tensor) {
+        let cd = self.class_dim();
+        let t = self.target.to_dtype(DType::I64);
+        let valid = t.ne(self.ignore_index);
+        let safe = Tensor::where_cond(&valid, &t, &t.zeros_like());
+        let mut oh = safe.one_hot(Some(classes)).to_dtype(self.x.dtype());
+        if self.x.dim() > 2 {
+            // (N, d1, …, C) -> (N, C, d1, …)
+            let last = oh.dim() as isize - 1;
+            let mut perm: Vec<isize> = vec![0, last];
+            perm.extend(1..last);
+            oh = oh.permute(perm);
+        }
+        let validf = valid.to_dtype(self.x.dtype()).unsqueeze(cd as isize);
+        (&(&oh * &self.weight_view(classes)) * &validf, validf)
+    }
+
+    /// Cross-entropy's input gradient (and the target's, for probabilities) as differentiable
+    /// tensor ops, for `create_graph`.
+    fn cross_entropy(&self, g: &Tensor, prob: bool) -> (Tensor, Option<Tensor>) {
+        let cd = self.class_dim() as isize;
+        let classes = self.x.shape()[cd as usize];
+        let (eps, smooth) = (self.label_smoothing, self.label_smoothing / classes as f64);
+        let p = self.x.softmax(cd);
+        let w = self.weight_view(classes);
+        let gr = self.row_grad(g);
+        if prob {
+            let t = &(self.target * (1.0 - eps)) + smooth;
+            let wt = &t * &w;
+            let gx = &(&(&p * &wt.sum_dim(cd, true)) - &wt) * &gr;
+            let gt = &(&(&self.x.log_softmax(cd) * &w) * (eps - 1.0)) * &gr;
+            return (gx, Some(gt));
+        }
+        let (ohw, validf) = self.weighted_one_hot(classes);
+        let wy = ohw.sum_dim(cd, true);
+        let coef = &(&wy * (1.0 - eps)) + &(&w.sum() * smooth);
+        let d = &(&(&coef * &p) - &(&w * smooth)) - &(&ohw * (1.0 - eps));
+        (&(&d * &validf) * &gr, None)
+    }
+
+    /// NLL's input gradient as differentiable tensor ops.
+    fn nll(&self, g: &Tensor) -> Tensor {
+        let classes = self.x.shape()[self.class_dim()];
+        let (ohw, _) = self.weighted_one_hot(classes);
+        &ohw.neg() * &self.row_grad(g)
+    }
+}
+
 impl Tensor {
     /// `F.cross_entropy(self, target, weight, ignore_index=…, reduction=…, label_smoothing=…)` as
     /// one fused op: per row a max-subtracted log-softmax and the (weighted, smoothed) negative
@@ -183,6 +268,21 @@ impl Tensor {
         let need_input = self.requires_grad();
         record(out, "NllLossBackward0", &[self, target], move |g| {
             let x = x.get();
+            if is_grad_enabled() {
+                // create_graph: the same gradient from differentiable ops, so that it can itself
+                // be differentiated.
+                let c = Composed {
+                    x,
+                    target: &target_c,
+                    weight: weight.as_ref(),
+                    ignore_index,
+                    label_smoothing,
+                    reduction,
+                    weight_sum,
+                };
+                let (gx, gt) = c.cross_entropy(g, prob);
+                return smallvec![need_input.then_some(gx), gt.filter(|_| need_target)];
+            }
             let (xs, ts, gs) = (x.storage(), target_c.storage(), g.storage());
             let ws = weight.as_ref().map(|w| w.storage());
             let opts = CeOptions {
@@ -244,6 +344,18 @@ impl Tensor {
         let dtype: DType = self.dtype();
         let x = self.detach();
         record(out, "NllLossBackward0", &[self], move |g| {
+            if is_grad_enabled() {
+                let c = Composed {
+                    x: &x,
+                    target: &target,
+                    weight: weight.as_ref(),
+                    ignore_index,
+                    label_smoothing: 0.0,
+                    reduction,
+                    weight_sum,
+                };
+                return smallvec![Some(c.nll(g))];
+            }
             let (xs, ts, gs) = (x.storage(), target.storage(), g.storage());
             let ws = weight.as_ref().map(|w| w.storage());
             let opts = CeOptions {

@@ -600,3 +600,397 @@ impl CpuStorage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loss::{CeOptions, CeTarget, LossGrad, LossReduction};
+    use proptest::prelude::*;
+
+    /// Per-row cross-entropy (or NLL when `nll`) computed naively in f64 from the logical
+    /// values, plus the mean's divisor.
+    #[allow(clippy::too_many_arguments)]
+    fn reference(
+        x: &[f64],
+        shape: &[usize],
+        targets: &[i64],
+        probs: Option<&[f64]>,
+        weight: Option<&[f64]>,
+        ignore: i64,
+        eps: f64,
+        nll: bool,
+    ) -> (Vec<f64>, f64) {
+        let g = Geom::of("ref", shape);
+        let w = |k: usize| weight.map_or(1.0, |w| w[k]);
+        let (mut rows, mut div) = (Vec::new(), 0.0);
+        for r in 0..g.rows {
+            let at = |k: usize| x[g.base(r) + k * g.inner];
+            let lse = if nll {
+                0.0
+            } else {
+                let m = (0..g.classes).map(at).fold(f64::NEG_INFINITY, f64::max);
+                m + (0..g.classes).map(|k| (at(k) - m).exp()).sum::<f64>().ln()
+            };
+            let logp = |k: usize| at(k) - lse;
+            if let Some(p) = probs {
+                let t =
+                    |k: usize| (1.0 - eps) * p[g.base(r) + k * g.inner] + eps / g.classes as f64;
+                rows.push(-(0..g.classes).map(|k| w(k) * t(k) * logp(k)).sum::<f64>());
+                div += 1.0;
+                continue;
+            }
+            let y = targets[r];
+            if y == ignore {
+                rows.push(0.0);
+                continue;
+            }
+            let y = y as usize;
+            let smooth = -(0..g.classes).map(|k| w(k) * logp(k)).sum::<f64>();
+            rows.push((1.0 - eps) * -w(y) * logp(y) + eps / g.classes as f64 * smooth);
+            div += w(y);
+        }
+        (rows, div)
+    }
+
+    #[derive(Debug, Clone)]
+    struct Case {
+        shape: Vec<usize>,
+        x: Vec<f64>,
+        targets: Vec<i64>,
+        probs: Option<Vec<f64>>,
+        weight: Option<Vec<f64>>,
+        eps: f64,
+        f32: bool,
+        u8_targets: bool,
+        /// 0: contiguous, 1: every other class of a wider buffer, 2: transposed storage.
+        layout: u8,
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        (
+            1usize..4,
+            1usize..6,
+            prop::collection::vec(1usize..3, 0..2),
+            (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
+            prop_oneof![Just(0.0), 0.0..1.0f64],
+            0u8..3,
+        )
+            .prop_flat_map(|(n, c, sp, (soft, weighted, f32, u8t), eps, layout)| {
+                let mut shape = vec![n, c];
+                shape.extend(&sp);
+                let numel: usize = shape.iter().product();
+                let rows = numel / c;
+                let cls = c as i64;
+                (
+                    prop::collection::vec(-8.0..8.0f64, numel),
+                    prop::collection::vec(prop_oneof![4 => 0..cls, 1 => Just(-1i64)], rows),
+                    prop::collection::vec(0.0..1.0f64, numel),
+                    prop::collection::vec(0.1..3.0f64, c),
+                )
+                    .prop_map(move |(x, t, p, w)| {
+                        let layout = if layout == 2 && sp.is_empty() {
+                            2
+                        } else {
+                            layout.min(1)
+                        };
+                        Case {
+                            shape: shape.clone(),
+                            x,
+                            targets: t,
+                            // Exactly representable in f32: the targets are stored in the other dtype.
+                            probs: soft.then(|| p.iter().map(|&v| v as f32 as f64).collect()),
+                            weight: weighted.then_some(w),
+                            eps,
+                            f32,
+                            u8_targets: u8t,
+                            layout,
+                        }
+                    })
+            })
+    }
+
+    fn float_storage(v: &[f64], f32: bool) -> CpuStorage {
+        if f32 {
+            CpuStorage::from_vec(v.iter().map(|&e| e as f32).collect::<Vec<f32>>())
+        } else {
+            CpuStorage::from_vec(v.to_vec())
+        }
+    }
+
+    impl Case {
+        /// Ignored targets are -1 in the case; the kernel sees -100 (int64) or 255 (uint8).
+        fn ignore(&self) -> i64 {
+            if self.u8_targets {
+                255
+            } else {
+                -100
+            }
+        }
+        fn target_values(&self) -> Vec<i64> {
+            let ig = self.ignore();
+            self.targets
+                .iter()
+                .map(|&t| if t < 0 { ig } else { t })
+                .collect()
+        }
+        /// The input as a (storage, layout) pair of the requested kind holding the values.
+        fn input(&self) -> (CpuStorage, Layout) {
+            let (n, c) = (self.shape[0], self.shape[1]);
+            match self.layout {
+                0 => (
+                    float_storage(&self.x, self.f32),
+                    Layout::contiguous(&self.shape),
+                ),
+                1 => {
+                    // A buffer twice as wide in the class dim; the view takes every other class.
+                    let mut wide = self.shape.clone();
+                    wide[1] = 2 * c;
+                    let inner: usize = self.shape[2..].iter().product();
+                    let mut v = vec![f64::NAN; 2 * self.x.len()];
+                    for i in 0..n {
+                        for k in 0..c {
+                            for s in 0..inner {
+                                v[(i * 2 * c + 2 * k) * inner + s] =
+                                    self.x[(i * c + k) * inner + s];
+                            }
+                        }
+                    }
+                    let l = Layout::contiguous(&wide).slice(1, 0, 2 * c, 2);
+                    (float_storage(&v, self.f32), l)
+                }
+                _ => {
+                    let mut v = vec![0.0; self.x.len()];
+                    for i in 0..n {
+                        for k in 0..c {
+                            v[k * n + i] = self.x[i * c + k];
+                        }
+                    }
+                    (
+                        float_storage(&v, self.f32),
+                        Layout::contiguous(&[c, n]).transpose(0, 1),
+                    )
+                }
+            }
+        }
+        fn targets(&self) -> (CpuStorage, Layout) {
+            let mut shape = vec![self.shape[0]];
+            shape.extend(&self.shape[2..]);
+            let t = self.target_values();
+            let s = if self.u8_targets {
+                CpuStorage::from_vec(t.iter().map(|&v| v as u8).collect::<Vec<u8>>())
+            } else {
+                CpuStorage::from_vec(t)
+            };
+            (s, Layout::contiguous(&shape))
+        }
+    }
+
+    fn close(a: f64, b: f64, f32: bool) -> bool {
+        let tol = if f32 { 1e-4 } else { 1e-10 };
+        (a - b).abs() <= tol * (1.0 + b.abs()) || (a.is_nan() && b.is_nan())
+    }
+
+    const REDUCTIONS: [LossReduction; 3] =
+        [LossReduction::None, LossReduction::Mean, LossReduction::Sum];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn cross_entropy_forward_and_backward(c in case()) {
+            let (xs, xl) = c.input();
+            let (ts, tl) = c.targets();
+            let ps = c.probs.as_ref().map(|p| float_storage(p, !c.f32));
+            let plc = Layout::contiguous(&c.shape);
+            let ws = c.weight.as_ref().map(|w| float_storage(w, c.f32));
+            let wl = Layout::contiguous(&[c.shape[1]]);
+            let opts = CeOptions {
+                weight: ws.as_ref().map(|s| (s, &wl)),
+                ignore_index: c.ignore(),
+                label_smoothing: c.eps,
+                op: "cross_entropy",
+            };
+            let target = match &ps {
+                Some(p) => CeTarget::Prob(p, &plc),
+                None => CeTarget::Index(&ts, &tl),
+            };
+            let (rows, div) = reference(
+                &c.x, &c.shape, &c.target_values(), c.probs.as_deref(), c.weight.as_deref(),
+                c.ignore(), c.eps, false,
+            );
+            for red in REDUCTIONS {
+                let f = xs.cross_entropy(&xl, target, &opts, red);
+                let got = f.loss.to_vec::<f64>(&Layout::contiguous(&[f.loss.len()]));
+                let want = match red {
+                    LossReduction::None => rows.clone(),
+                    LossReduction::Sum => vec![rows.iter().sum()],
+                    LossReduction::Mean => vec![rows.iter().sum::<f64>() / div],
+                };
+                prop_assert_eq!(got.len(), want.len());
+                for (a, b) in got.iter().zip(&want) {
+                    prop_assert!(close(*a, *b, c.f32), "{:?}: {} vs {}", red, a, b);
+                }
+                prop_assert!((f.weight_sum - div).abs() < 1e-6);
+                // Backward with a per-row or scalar upstream gradient against the analytic
+                // formula, computed naively.
+                let nrows = rows.len();
+                let gvals: Vec<f64> = (0..nrows).map(|r| 0.5 + r as f64 * 0.25).collect();
+                let gs = float_storage(&gvals, c.f32);
+                let gl_rows = Layout::contiguous(&[nrows]);
+                let gl_one = Layout::contiguous(&[1]);
+                let (grad, scale): (LossGrad<'_, CpuStorage>, Box<dyn Fn(usize) -> f64>) = match red {
+                    LossReduction::None => (LossGrad::Rows(&gs, &gl_rows), Box::new(|r| gvals[r])),
+                    LossReduction::Sum => (LossGrad::Reduced(&gs, &gl_one, 1.0), Box::new(|_| 0.5)),
+                    LossReduction::Mean => (LossGrad::Reduced(&gs, &gl_one, 1.0 / div), Box::new(|_| 0.5 / div)),
+                };
+                let lse = f.lse.as_ref().unwrap();
+                let (gi, gt) = xs.cross_entropy_backward(&xl, target, &opts, lse, grad, ps.is_some());
+                let gi = gi.to_vec::<f64>(&Layout::contiguous(&[c.x.len()]));
+                let geo = Geom::of("t", &c.shape);
+                let w = |k: usize| c.weight.as_ref().map_or(1.0, |w| w[k]);
+                let wsum: f64 = (0..geo.classes).map(w).sum();
+                let tv = c.target_values();
+                for r in 0..geo.rows {
+                    let at = |k: usize| c.x[geo.base(r) + k * geo.inner];
+                    let m = (0..geo.classes).map(at).fold(f64::NEG_INFINITY, f64::max);
+                    let z = m + (0..geo.classes).map(|k| (at(k) - m).exp()).sum::<f64>().ln();
+                    let sm = c.eps / geo.classes as f64;
+                    for k in 0..geo.classes {
+                        let p = (at(k) - z).exp();
+                        let want = match &c.probs {
+                            Some(pr) => {
+                                let t = |j: usize| (1.0 - c.eps) * pr[geo.base(r) + j * geo.inner] + sm;
+                                let s: f64 = (0..geo.classes).map(|j| w(j) * t(j)).sum();
+                                scale(r) * (p * s - w(k) * t(k))
+                            }
+                            None if tv[r] == c.ignore() => 0.0,
+                            None => {
+                                let y = tv[r] as usize;
+                                let wy = (1.0 - c.eps) * w(y);
+                                let mut d = (wy + sm * wsum) * p - sm * w(k);
+                                if k == y {
+                                    d -= wy;
+                                }
+                                scale(r) * d
+                            }
+                        };
+                        let got = gi[geo.base(r) + k * geo.inner];
+                        prop_assert!(close(got, want, c.f32), "grad r{} k{}: {} vs {}", r, k, got, want);
+                        if let (Some(gt), Some(_)) = (&gt, &c.probs) {
+                            let gt = gt.to_vec::<f64>(&Layout::contiguous(&[c.x.len()]));
+                            let want = -scale(r) * (1.0 - c.eps) * w(k) * (at(k) - z);
+                            prop_assert!(close(gt[geo.base(r) + k * geo.inner], want, c.f32));
+                        }
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn nll_forward_and_backward(c in case()) {
+            let (xs, xl) = c.input();
+            let (ts, tl) = c.targets();
+            let ws = c.weight.as_ref().map(|w| float_storage(w, c.f32));
+            let wl = Layout::contiguous(&[c.shape[1]]);
+            let opts = CeOptions {
+                weight: ws.as_ref().map(|s| (s, &wl)),
+                ignore_index: c.ignore(),
+                label_smoothing: 0.0,
+                op: "nll_loss",
+            };
+            let tv = c.target_values();
+            let (rows, div) = reference(&c.x, &c.shape, &tv, None, c.weight.as_deref(), c.ignore(), 0.0, true);
+            let f = xs.nll_loss(&xl, (&ts, &tl), &opts, LossReduction::None);
+            let got = f.loss.to_vec::<f64>(&Layout::contiguous(&[rows.len()]));
+            for (a, b) in got.iter().zip(&rows) {
+                prop_assert!(close(*a, *b, c.f32));
+            }
+            let s = xs.nll_loss(&xl, (&ts, &tl), &opts, LossReduction::Mean);
+            prop_assert!(close(s.loss.to_vec::<f64>(&Layout::contiguous(&[1]))[0], rows.iter().sum::<f64>() / div, c.f32));
+            let one = float_storage(&[2.0], c.f32);
+            let l1 = Layout::contiguous(&[1]);
+            let g = xs.nll_loss_backward(&xl, (&ts, &tl), &opts, LossGrad::Reduced(&one, &l1, 1.0));
+            let g = g.to_vec::<f64>(&Layout::contiguous(&[c.x.len()]));
+            let geo = Geom::of("t", &c.shape);
+            for r in 0..geo.rows {
+                for k in 0..geo.classes {
+                    let want = if tv[r] == k as i64 {
+                        -2.0 * c.weight.as_ref().map_or(1.0, |w| w[k])
+                    } else {
+                        0.0
+                    };
+                    prop_assert!(close(g[geo.base(r) + k * geo.inner], want, c.f32));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn parallel_rows_do_not_change_the_result() {
+        // Enough rows x classes for the parallel path; the sum is accumulated in f64 in order,
+        // so one thread and many give the same bits.
+        let (n, c) = (700, 97);
+        let x: Vec<f32> = (0..n * c)
+            .map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 5.0)
+            .collect();
+        let t: Vec<i64> = (0..n).map(|i| (i * 31 % c) as i64).collect();
+        let (xs, ts) = (CpuStorage::from_vec(x), CpuStorage::from_vec(t));
+        let (xl, tl) = (Layout::contiguous(&[n, c]), Layout::contiguous(&[n]));
+        let opts = CeOptions {
+            weight: None,
+            ignore_index: -100,
+            label_smoothing: 0.1,
+            op: "cross_entropy",
+        };
+        let run = || {
+            let f = xs.cross_entropy(&xl, CeTarget::Index(&ts, &tl), &opts, LossReduction::Mean);
+            let one = CpuStorage::from_vec(vec![1.0f32]);
+            let l1 = Layout::contiguous(&[1]);
+            let (g, _) = xs.cross_entropy_backward(
+                &xl,
+                CeTarget::Index(&ts, &tl),
+                &opts,
+                f.lse.as_ref().unwrap(),
+                LossGrad::Reduced(&one, &l1, 1.0 / f.weight_sum),
+                false,
+            );
+            (
+                f.loss.as_slice::<f32>().to_vec(),
+                g.as_slice::<f32>().to_vec(),
+            )
+        };
+        let many = run();
+        let single = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(run);
+        assert_eq!(many, single);
+        // Each row's gradient sums to zero (softmax minus a distribution).
+        for r in 0..n {
+            let s: f32 = many.1[r * c..(r + 1) * c].iter().sum();
+            assert!(s.abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "cross_entropy: target 4 is out of bounds: class-index targets must be in [0, 4) or equal ignore_index (-100)"
+    )]
+    fn out_of_range_class() {
+        let xs = CpuStorage::from_vec(vec![0.0f32; 8]);
+        let ts = CpuStorage::from_vec(vec![1i64, 4]);
+        let opts = CeOptions {
+            weight: None,
+            ignore_index: -100,
+            label_smoothing: 0.0,
+            op: "cross_entropy",
+        };
+        xs.cross_entropy(
+            &Layout::contiguous(&[2, 4]),
+            CeTarget::Index(&ts, &Layout::contiguous(&[2])),
+            &opts,
+            LossReduction::Mean,
+        );
+    }
+}
