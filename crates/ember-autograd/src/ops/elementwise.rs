@@ -289,13 +289,15 @@ impl Tensor {
         let x = Saved::new(self);
         let o = Saved::output(&out);
         let c = s.to_f64();
+        // PyTorch records a Python scalar as a wrapped 0-dim tensor, so the names are those of the
+        // tensor-tensor ops (`x * 2` shows MulBackward0), except reversed sub and pow.
         let name = match op {
-            BinaryOp::Add => "AddBackward1",
+            BinaryOp::Add => "AddBackward0",
             BinaryOp::Sub if scalar_first => "RsubBackward1",
-            BinaryOp::Sub => "SubBackward1",
-            BinaryOp::Mul => "MulBackward1",
-            BinaryOp::Div => "DivBackward1",
-            BinaryOp::Pow if scalar_first => "PowBackward2",
+            BinaryOp::Sub => "SubBackward0",
+            BinaryOp::Mul => "MulBackward0",
+            BinaryOp::Div => "DivBackward0",
+            BinaryOp::Pow if scalar_first => "PowBackward1",
             BinaryOp::Pow => "PowBackward0",
             BinaryOp::Maximum => "ClampMinBackward0",
             BinaryOp::Minimum => "ClampMaxBackward0",

@@ -1,0 +1,397 @@
+//! `DataLoader`: batches of a dataset, shuffled with a seed, prefetched on a background thread
+//! (`torch.utils.data.DataLoader`).
+
+use crate::dataset::{Collate, Dataset};
+use crate::sampler::{RandomSampler, Sampler, SequentialSampler};
+use ember_autograd::{is_grad_enabled, set_grad_enabled, Generator, Tensor};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Builds one batch from the dataset and the batch's indices.
+type FetchFn<D, B> = dyn Fn(&D, &[usize]) -> B + Send + Sync;
+
+/// Epoch `k` of a seeded loader draws from the seed's Philox stream starting at block
+/// `k << EPOCH_SHIFT`: disjoint streams per epoch, and any epoch can be replayed directly.
+const EPOCH_SHIFT: u32 = 40;
+
+/// Batches waiting ready by default (see [`DataLoader::prefetch`]).
+pub const DEFAULT_PREFETCH: usize = 2;
+
+/// Iterates over a dataset in batches (`torch.utils.data.DataLoader`). Each `iter()` (or
+/// `for … in &loader`) is one epoch; `len()` is the number of batches per epoch.
+///
+/// * **Order.** In order by default; `shuffle(true)` draws a new permutation each epoch, or
+///   give any [`Sampler`]. With `seed(s)`, epoch `k`'s order depends only on `(s, k)`: the same
+///   on every machine and for any number of threads, different from epoch to epoch, and
+///   [`set_epoch`](DataLoader::set_epoch) replays any epoch (to resume training). Without a
+///   seed, each epoch draws its seed from the global generator (`manual_seed` makes it
+///   reproducible).
+/// * **Batching.** A batch is `dataset.get_batch(indices)`, which for [`TensorDataset`] and
+///   [`Mnist`] is one indexed copy per tensor; `collate(f)` replaces it by
+///   `f(samples)` over `get(i)` of each index.
+/// * **Prefetching.** The next batches are built on a background thread while the caller
+///   works on the current one ([`DEFAULT_PREFETCH`] batches ahead by default, `prefetch(0)` to
+///   build them on the calling thread).
+///
+/// [`TensorDataset`]: crate::TensorDataset
+/// [`Mnist`]: crate::Mnist
+///
+/// ```
+/// use ember_data::{DataLoader, TensorDataset};
+/// use ember_autograd::Tensor;
+/// let x = Tensor::arange(10).view([5, 2]);
+/// let y = Tensor::arange(5);
+/// let loader = DataLoader::new(TensorDataset::new((x, y)), 2).shuffle(true).seed(0);
+/// assert_eq!(loader.len(), 3); // 2 + 2 + 1
+/// let mut seen = vec![];
+/// for (xb, yb) in &loader {
+///     assert_eq!(xb.shape()[1], 2);
+///     seen.extend(yb.to_vec::<i64>());
+/// }
+/// seen.sort();
+/// assert_eq!(seen, [0, 1, 2, 3, 4]);
+/// ```
+pub struct DataLoader<D: Dataset, B = <D as Dataset>::Sample> {
+    dataset: Arc<D>,
+    fetch: Arc<FetchFn<D, B>>,
+    batch_size: usize,
+    shuffle: bool,
+    sampler: Option<Arc<dyn Sampler>>,
+    drop_last: bool,
+    seed: Option<u64>,
+    epoch: AtomicU64,
+    prefetch: usize,
+}
+
+impl<D: Dataset + 'static> DataLoader<D>
+where
+    D::Sample: Collate,
+{
+    /// Batches of `batch_size` samples of `dataset`, in order, last batch possibly smaller.
+    /// Panics when `batch_size` is 0.
+    pub fn new(dataset: D, batch_size: usize) -> DataLoader<D> {
+        DataLoader::build(
+            dataset,
+            batch_size,
+            Arc::new(|d: &D, idx: &[usize]| d.get_batch(idx)),
+        )
+    }
+}
+
+impl<D: Dataset + 'static, B: Send + 'static> DataLoader<D, B> {
+    fn build(dataset: D, batch_size: usize, fetch: Arc<FetchFn<D, B>>) -> DataLoader<D, B> {
+        if batch_size == 0 {
+            panic!(
+                "DataLoader: batch_size should be a positive integer value, but got batch_size=0"
+            );
+        }
+        DataLoader {
+            dataset: Arc::new(dataset),
+            fetch,
+            batch_size,
+            shuffle: false,
+            sampler: None,
+            drop_last: false,
+            seed: None,
+            epoch: AtomicU64::new(0),
+            prefetch: DEFAULT_PREFETCH,
+        }
+    }
+
+    /// Like [`new`](DataLoader::new), with batches made by `collate` from the samples
+    /// (`get(i)` of each index), for samples that [`Collate`] does not cover.
+    ///
+    /// ```
+    /// use ember_data::{DataLoader, Dataset};
+    /// struct Words;
+    /// impl Dataset for Words {
+    ///     type Sample = &'static str;
+    ///     fn len(&self) -> usize { 3 }
+    ///     fn get(&self, i: usize) -> &'static str { ["a", "b", "c"][i] }
+    /// }
+    /// let loader = DataLoader::with_collate(Words, 2, |s: Vec<&str>| s.concat());
+    /// assert_eq!(loader.iter().collect::<Vec<_>>(), ["ab", "c"]);
+    /// ```
+    pub fn with_collate(
+        dataset: D,
+        batch_size: usize,
+        collate: impl Fn(Vec<D::Sample>) -> B + Send + Sync + 'static,
+    ) -> DataLoader<D, B> {
+        DataLoader::build(dataset, batch_size, per_sample(collate))
+    }
+
+    /// The same loader with batches made by `collate` from the samples (`get(i)` of each
+    /// index) instead of `get_batch` (`collate_fn`).
+    ///
+    /// ```
+    /// use ember_data::{DataLoader, TensorDataset};
+    /// use ember_autograd::Tensor;
+    /// let ds = TensorDataset::new(Tensor::arange(5));
+    /// let sums = DataLoader::new(ds, 2).collate(|s: Vec<Tensor>| s.iter().map(|t| t.item()).sum::<f64>());
+    /// assert_eq!(sums.iter().collect::<Vec<_>>(), [1.0, 5.0, 4.0]);
+    /// ```
+    pub fn collate<B2: Send + 'static>(
+        self,
+        collate: impl Fn(Vec<D::Sample>) -> B2 + Send + Sync + 'static,
+    ) -> DataLoader<D, B2> {
+        DataLoader {
+            dataset: self.dataset,
+            fetch: per_sample(collate),
+            batch_size: self.batch_size,
+            shuffle: self.shuffle,
+            sampler: self.sampler,
+            drop_last: self.drop_last,
+            seed: self.seed,
+            epoch: self.epoch,
+            prefetch: self.prefetch,
+        }
+    }
+
+    /// Reshuffles the samples every epoch (a new random permutation each time); panics when a
+    /// custom sampler is set, as PyTorch does.
+    pub fn shuffle(mut self, shuffle: bool) -> Self {
+        if shuffle && self.sampler.is_some() {
+            panic!("DataLoader: sampler option is mutually exclusive with shuffle");
+        }
+        self.shuffle = shuffle;
+        self
+    }
+
+    /// Seeds the order: epoch `k` depends only on `(seed, k)`, on any machine and thread count.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Drops the last batch of an epoch when it is smaller than `batch_size`.
+    pub fn drop_last(mut self, drop_last: bool) -> Self {
+        self.drop_last = drop_last;
+        self
+    }
+
+    /// Takes each epoch's indices from `sampler` (e.g. a [`WeightedRandomSampler`]); panics
+    /// when `shuffle(true)` is set.
+    ///
+    /// [`WeightedRandomSampler`]: crate::sampler::WeightedRandomSampler
+    pub fn sampler(mut self, sampler: impl Sampler + 'static) -> Self {
+        if self.shuffle {
+            panic!("DataLoader: sampler option is mutually exclusive with shuffle");
+        }
+        self.sampler = Some(Arc::new(sampler));
+        self
+    }
+
+    /// Builds up to `batches` batches ahead on a background thread (0: build each batch on the
+    /// calling thread when it is asked for). The default is [`DEFAULT_PREFETCH`].
+    pub fn prefetch(mut self, batches: usize) -> Self {
+        self.prefetch = batches;
+        self
+    }
+
+    /// Number of batches per epoch (`len(loader)`).
+    pub fn len(&self) -> usize {
+        let n = self.num_samples();
+        if self.drop_last {
+            n / self.batch_size
+        } else {
+            n.div_ceil(self.batch_size)
+        }
+    }
+
+    /// True when an epoch yields no batch.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Samples per batch.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// The dataset.
+    pub fn dataset(&self) -> &D {
+        &self.dataset
+    }
+
+    /// The epoch that the next `iter()` runs (0 at first; each `iter()` advances it).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Relaxed)
+    }
+
+    /// Makes the next `iter()` run epoch `epoch`: with a seed, its order is the one an
+    /// uninterrupted run would have at that epoch (to resume training).
+    pub fn set_epoch(&self, epoch: u64) {
+        self.epoch.store(epoch, Ordering::Relaxed);
+    }
+
+    fn num_samples(&self) -> usize {
+        let n = self.dataset.len();
+        match &self.sampler {
+            Some(s) => s.num_samples(n),
+            None => n,
+        }
+    }
+
+    /// The generator of `epoch`'s randomness.
+    fn generator(&self, epoch: u64) -> Generator {
+        match self.seed {
+            Some(seed) => {
+                let g = Generator::new(seed);
+                g.set_offset(epoch << EPOCH_SHIFT);
+                g
+            }
+            // As PyTorch does each epoch: a fresh seed from the global generator.
+            None => Generator::new(Tensor::randint(0, i64::MAX, [1]).to_vec::<i64>()[0] as u64),
+        }
+    }
+
+    /// The indices the next epoch visits, in order (advances the epoch like `iter()`).
+    pub fn epoch_indices(&self) -> Vec<usize> {
+        let epoch = self.epoch.fetch_add(1, Ordering::Relaxed);
+        let gen = self.generator(epoch);
+        let n = self.dataset.len();
+        match (&self.sampler, self.shuffle) {
+            (Some(s), _) => s.indices(n, &gen),
+            (None, true) => RandomSampler::new().indices(n, &gen),
+            (None, false) => SequentialSampler.indices(n, &gen),
+        }
+    }
+
+    /// One epoch of batches (what `for batch in &loader` runs).
+    pub fn iter(&self) -> Iter<D, B> {
+        let indices = self.epoch_indices();
+        let batches = if self.drop_last {
+            indices.len() / self.batch_size
+        } else {
+            indices.len().div_ceil(self.batch_size)
+        };
+        let mut it = Iter {
+            dataset: self.dataset.clone(),
+            fetch: self.fetch.clone(),
+            indices: Arc::new(indices),
+            batch_size: self.batch_size,
+            next: 0,
+            batches,
+            rx: None,
+            worker: None,
+        };
+        if self.prefetch > 0 && batches > 1 {
+            it.start_worker(self.prefetch);
+        }
+        it
+    }
+}
+
+/// A fetch function that collates `get(i)` of each index.
+fn per_sample<D: Dataset, B>(
+    collate: impl Fn(Vec<D::Sample>) -> B + Send + Sync + 'static,
+) -> Arc<FetchFn<D, B>> {
+    Arc::new(move |d: &D, idx: &[usize]| collate(idx.iter().map(|&i| d.get(i)).collect()))
+}
+
+impl<'a, D: Dataset + 'static, B: Send + 'static> IntoIterator for &'a DataLoader<D, B> {
+    type Item = B;
+    type IntoIter = Iter<D, B>;
+    fn into_iter(self) -> Iter<D, B> {
+        self.iter()
+    }
+}
+
+/// One epoch of a [`DataLoader`]: its batches in order. Dropping it early (a `break`) stops the
+/// prefetch thread.
+pub struct Iter<D: Dataset, B> {
+    dataset: Arc<D>,
+    fetch: Arc<FetchFn<D, B>>,
+    indices: Arc<Vec<usize>>,
+    batch_size: usize,
+    /// The next batch to hand out.
+    next: usize,
+    batches: usize,
+    rx: Option<Receiver<B>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+/// The indices of batch `b`.
+fn batch_range(indices: &[usize], batch_size: usize, b: usize) -> &[usize] {
+    let start = b * batch_size;
+    &indices[start..(start + batch_size).min(indices.len())]
+}
+
+impl<D: Dataset + 'static, B: Send + 'static> Iter<D, B> {
+    fn start_worker(&mut self, ahead: usize) {
+        let (tx, rx) = sync_channel(ahead);
+        let (dataset, fetch, indices) = (
+            self.dataset.clone(),
+            self.fetch.clone(),
+            self.indices.clone(),
+        );
+        let (batch_size, batches) = (self.batch_size, self.batches);
+        // Grad mode is per thread: batches are built under the caller's mode.
+        let grad = is_grad_enabled();
+        let spawned = std::thread::Builder::new()
+            .name("ember-data-prefetch".into())
+            .spawn(move || {
+                set_grad_enabled(grad);
+                for b in 0..batches {
+                    let batch = fetch(&dataset, batch_range(&indices, batch_size, b));
+                    if tx.send(batch).is_err() {
+                        return; // the epoch's iterator was dropped
+                    }
+                }
+            });
+        // Without a thread (resources exhausted), batches are built on the caller's thread.
+        if let Ok(handle) = spawned {
+            self.rx = Some(rx);
+            self.worker = Some(handle);
+        }
+    }
+}
+
+impl<D: Dataset + 'static, B: Send + 'static> Iterator for Iter<D, B> {
+    type Item = B;
+
+    fn next(&mut self) -> Option<B> {
+        if self.next >= self.batches {
+            return None;
+        }
+        let batch = match &self.rx {
+            None => (self.fetch)(
+                &self.dataset,
+                batch_range(&self.indices, self.batch_size, self.next),
+            ),
+            Some(rx) => match rx.recv() {
+                Ok(b) => b,
+                Err(_) => {
+                    // The worker stopped before sending every batch: it panicked. Re-raise its
+                    // panic here, where the caller can see it.
+                    self.rx = None;
+                    match self.worker.take().map(|h| h.join()) {
+                        Some(Err(payload)) => std::panic::resume_unwind(payload),
+                        _ => panic!("DataLoader: the prefetch thread stopped early"),
+                    }
+                }
+            },
+        };
+        self.next += 1;
+        Some(batch)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.batches - self.next;
+        (left, Some(left))
+    }
+}
+
+impl<D: Dataset + 'static, B: Send + 'static> ExactSizeIterator for Iter<D, B> {}
+
+impl<D: Dataset, B> Drop for Iter<D, B> {
+    fn drop(&mut self) {
+        // Closing the channel first makes a worker blocked on `send` return.
+        self.rx = None;
+        if let Some(h) = self.worker.take() {
+            let _ = h.join();
+        }
+    }
+}
