@@ -77,7 +77,15 @@ fn steps_after_the_first_do_not_allocate() {
     // Small tensors: single-threaded, so not even rayon's queues allocate.
     let ps = params(100);
     for mut opt in optimizers(&ps) {
-        opt.step();
+        // The first step allocates the state buffers (and shows the counter works).
+        let (first, _) = count(|| opt.step());
+        if opt.name() != "SGD" || opt.hyper(0, "momentum") != Some(0.0) {
+            assert!(
+                first > 0,
+                "{}: the first step should allocate state",
+                opt.name()
+            );
+        }
         let (n, bytes) = count(|| {
             for _ in 0..5 {
                 opt.step();

@@ -31,6 +31,27 @@ fn split_states<'a, T, const K: usize>(
     (l, r)
 }
 
+/// Runs `$imp::<generics>(args)` compiled for AVX2 where the CPU has it (8-wide vectors), else
+/// for the baseline target. The update loops are `#[inline(always)]` into a `target_feature`
+/// function; Rust never contracts `a * b + c` into an FMA, so both builds give the same bits.
+macro_rules! with_avx2 {
+    ($imp:ident::<$($g:ident),*>[$($gd:tt)*]($($a:ident: $t:ty),*)) => {
+        with_avx2!($imp::<$($g),*>[$($gd)*]($($a: $t),*) -> ())
+    };
+    ($imp:ident::<$($g:ident),*>[$($gd:tt)*]($($a:ident: $t:ty),*) -> $ret:ty) => {{
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            #[target_feature(enable = "avx2")]
+            unsafe fn avx2<$($gd)*>($($a: $t),*) -> $ret {
+                $imp::<$($g),*>($($a),*)
+            }
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { avx2::<$($g),*>($($a),*) };
+        }
+        $imp::<$($g),*>($($a),*)
+    }};
+}
+
 fn fused_rec<T: Send + Sync, const K: usize, F>(
     p: &mut [T],
     g: &[T],
@@ -188,8 +209,14 @@ struct SgdC<T> {
     damp1: T,
 }
 
-/// `p -= lr * d` with `d = ±g (+ wd·p)`.
+/// See [`sgd_plain_impl`]; dispatches to an AVX2 build when available.
 fn sgd_plain<T: Float, const WD: bool>(p: &mut [T], g: &[T], c: SgdC<T>) {
+    with_avx2!(sgd_plain_impl::<T, WD>[T: Float, const WD: bool](p: &mut [T], g: &[T], c: SgdC<T>))
+}
+
+/// `p -= lr * d` with `d = ±g (+ wd·p)`.
+#[inline(always)]
+fn sgd_plain_impl<T: Float, const WD: bool>(p: &mut [T], g: &[T], c: SgdC<T>) {
     let g = &g[..p.len()];
     for (p, &g) in p.iter_mut().zip(g) {
         let mut d = g * c.sign;
@@ -200,9 +227,20 @@ fn sgd_plain<T: Float, const WD: bool>(p: &mut [T], g: &[T], c: SgdC<T>) {
     }
 }
 
+/// See [`sgd_momentum_impl`]; dispatches to an AVX2 build when available.
+fn sgd_momentum<T: Float, const WD: bool, const FIRST: bool, const NEST: bool>(
+    p: &mut [T],
+    g: &[T],
+    b: &mut [T],
+    c: SgdC<T>,
+) {
+    with_avx2!(sgd_momentum_impl::<T, WD, FIRST, NEST>[T: Float, const WD: bool, const FIRST: bool, const NEST: bool](p: &mut [T], g: &[T], b: &mut [T], c: SgdC<T>))
+}
+
 /// Momentum SGD: `buf = momentum·buf + (1 − dampening)·d` (or `buf = d` on the first step), then
 /// `p -= lr · (nesterov ? d + momentum·buf : buf)`.
-fn sgd_momentum<T: Float, const WD: bool, const FIRST: bool, const NEST: bool>(
+#[inline(always)]
+fn sgd_momentum_impl<T: Float, const WD: bool, const FIRST: bool, const NEST: bool>(
     p: &mut [T],
     g: &[T],
     b: &mut [T],
@@ -285,9 +323,22 @@ const WD_NONE: u8 = 0;
 const WD_L2: u8 = 1;
 const WD_DECOUPLED: u8 = 2;
 
+/// See [`adam_chunk_impl`]; dispatches to an AVX2 build when available.
+fn adam_chunk<T: Float, const WD: u8, const AMS: bool>(
+    p: &mut [T],
+    g: &[T],
+    m: &mut [T],
+    v: &mut [T],
+    vmax: &mut [T],
+    c: AdamC<T>,
+) {
+    with_avx2!(adam_chunk_impl::<T, WD, AMS>[T: Float, const WD: u8, const AMS: bool](p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], vmax: &mut [T], c: AdamC<T>))
+}
+
 /// One Adam pass: `m = lerp(m, d, 1 − β1)`, `v = β2·v + (1 − β2)·d·d`, optional running max,
 /// `p += −step_size · m / (sqrt(v) / sqrt(bc2) + eps)`.
-fn adam_chunk<T: Float, const WD: u8, const AMS: bool>(
+#[inline(always)]
+fn adam_chunk_impl<T: Float, const WD: u8, const AMS: bool>(
     p: &mut [T],
     g: &[T],
     m: &mut [T],
@@ -315,7 +366,10 @@ fn adam_chunk<T: Float, const WD: u8, const AMS: bool>(
         let vi = v[i] * c.b2 + c.c2 * d * d;
         v[i] = vi;
         let vi = if AMS {
-            let x = T::max(vmax[i], vi);
+            // torch.maximum (NaN wins), written as selects so the loop vectorises.
+            let vm = vmax[i];
+            #[allow(clippy::eq_op)]
+            let x = if vi > vm || vi != vi { vi } else { vm };
             vmax[i] = x;
             x
         } else {
@@ -387,10 +441,23 @@ struct RmsC<T> {
     nlr: T,
 }
 
+/// See [`rms_chunk_impl`]; dispatches to an AVX2 build when available.
+fn rms_chunk<T: Float, const WD: bool, const CENTERED: bool, const MOM: bool>(
+    p: &mut [T],
+    g: &[T],
+    sq: &mut [T],
+    buf: &mut [T],
+    ga: &mut [T],
+    c: RmsC<T>,
+) {
+    with_avx2!(rms_chunk_impl::<T, WD, CENTERED, MOM>[T: Float, const WD: bool, const CENTERED: bool, const MOM: bool](p: &mut [T], g: &[T], sq: &mut [T], buf: &mut [T], ga: &mut [T], c: RmsC<T>))
+}
+
 /// One RMSprop pass: `sq = α·sq + (1 − α)·d·d`; centered: `ga = lerp(ga, d, 1 − α)`,
 /// `avg = sqrt(sq − ga·ga) + eps`, else `avg = sqrt(sq) + eps`; with momentum
 /// `buf = μ·buf + d / avg`, `p −= lr·buf`, else `p −= lr · d / avg`.
-fn rms_chunk<T: Float, const WD: bool, const CENTERED: bool, const MOM: bool>(
+#[inline(always)]
+fn rms_chunk_impl<T: Float, const WD: bool, const CENTERED: bool, const MOM: bool>(
     p: &mut [T],
     g: &[T],
     sq: &mut [T],
@@ -475,13 +542,15 @@ fn rmsprop<T: Float + CpuElement>(
 
 // ----- Adagrad -----
 
+/// See [`adagrad_chunk_impl`]; dispatches to an AVX2 build when available.
+fn adagrad_chunk<T: Float, const WD: bool>(p: &mut [T], g: &[T], sum: &mut [T], c: [T; 4]) {
+    with_avx2!(adagrad_chunk_impl::<T, WD>[T: Float, const WD: bool](p: &mut [T], g: &[T], sum: &mut [T], c: [T; 4]))
+}
+
 /// One Adagrad pass: `sum += d·d`, `p −= clr · d / (sqrt(sum) + eps)`.
-fn adagrad_chunk<T: Float, const WD: bool>(
-    p: &mut [T],
-    g: &[T],
-    sum: &mut [T],
-    [sign, wd, eps, nclr]: [T; 4],
-) {
+#[inline(always)]
+fn adagrad_chunk_impl<T: Float, const WD: bool>(p: &mut [T], g: &[T], sum: &mut [T], c: [T; 4]) {
+    let [sign, wd, eps, nclr] = c;
     let n = p.len();
     let (g, sum) = (&g[..n], &mut sum[..n]);
     for i in 0..n {
@@ -526,18 +595,29 @@ fn adagrad<T: Float + CpuElement>(
 
 /// Combines partial results over `x` in a fixed binary tree of `ELEMENTWISE_GRAIN` leaves, so the
 /// result depends only on `x.len()`, never on the number of threads.
-fn tree_reduce<T: Sync>(
-    x: &[T],
-    leaf: &(impl Fn(&[T]) -> f64 + Sync),
-    comb: fn(f64, f64) -> f64,
-) -> f64 {
+fn tree_reduce<T: Float>(x: &[T], kind: NormKind, ord: f64) -> f64 {
     if x.len() <= ELEMENTWISE_GRAIN {
-        return leaf(x);
+        return norm_leaf(x, kind, ord);
     }
     let mid = x.len().div_ceil(ELEMENTWISE_GRAIN).div_ceil(2) * ELEMENTWISE_GRAIN;
     let (a, b) = x.split_at(mid);
-    let (ra, rb) = rayon::join(|| tree_reduce(a, leaf, comb), || tree_reduce(b, leaf, comb));
-    comb(ra, rb)
+    let (ra, rb) = rayon::join(|| tree_reduce(a, kind, ord), || tree_reduce(b, kind, ord));
+    match kind {
+        NormKind::Max => nan_max(ra, rb),
+        NormKind::Min => nan_min(ra, rb),
+        _ => ra + rb,
+    }
+}
+
+/// What a norm accumulates.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NormKind {
+    Sq,
+    Abs,
+    NonZero,
+    Pow,
+    Max,
+    Min,
 }
 
 /// `Σ f(x)` in f64 with eight independent accumulators (so the loop vectorises).
@@ -570,6 +650,24 @@ fn nan_min(a: f64, b: f64) -> f64 {
     }
 }
 
+#[inline(always)]
+fn norm_leaf_impl<T: Float>(x: &[T], kind: NormKind, ord: f64) -> f64 {
+    let abs = |v: T| Into::<f64>::into(v).abs();
+    match kind {
+        NormKind::Sq => sum8(x, |v| v * v),
+        NormKind::Abs => sum8(x, f64::abs),
+        NormKind::NonZero => sum8(x, |v| (v != 0.0) as u8 as f64),
+        NormKind::Pow => sum8(x, |v| v.abs().powf(ord)),
+        NormKind::Max => x.iter().fold(0.0, |m, &v| nan_max(abs(v), m)),
+        NormKind::Min => x.iter().fold(f64::INFINITY, |m, &v| nan_min(abs(v), m)),
+    }
+}
+
+/// See [`norm_leaf_impl`]; dispatches to an AVX2 build when available.
+fn norm_leaf<T: Float>(x: &[T], kind: NormKind, ord: f64) -> f64 {
+    with_avx2!(norm_leaf_impl::<T>[T: Float](x: &[T], kind: NormKind, ord: f64) -> f64)
+}
+
 fn norm_pow_sum<T: Float + CpuElement>(x: &[T], layout: &Layout, ord: f64) -> f64 {
     let copy;
     let x = match layout.contiguous_range() {
@@ -579,29 +677,20 @@ fn norm_pow_sum<T: Float + CpuElement>(x: &[T], layout: &Layout, ord: f64) -> f6
             &copy[..]
         }
     };
-    let add = |a: f64, b: f64| a + b;
-    if ord == 2.0 {
-        tree_reduce(x, &|c| sum8(c, |v| v * v), add)
+    let kind = if ord == 2.0 {
+        NormKind::Sq
     } else if ord == 1.0 {
-        tree_reduce(x, &|c| sum8(c, f64::abs), add)
+        NormKind::Abs
     } else if ord == 0.0 {
-        tree_reduce(x, &|c| sum8(c, |v| (v != 0.0) as u8 as f64), add)
+        NormKind::NonZero
     } else if ord == f64::INFINITY {
-        let leaf = |c: &[T]| {
-            c.iter()
-                .fold(0.0, |m, &v| nan_max(Into::<f64>::into(v).abs(), m))
-        };
-        tree_reduce(x, &leaf, nan_max)
+        NormKind::Max
     } else if ord == f64::NEG_INFINITY {
-        let leaf = |c: &[T]| {
-            c.iter().fold(f64::INFINITY, |m, &v| {
-                nan_min(Into::<f64>::into(v).abs(), m)
-            })
-        };
-        tree_reduce(x, &leaf, nan_min)
+        NormKind::Min
     } else {
-        tree_reduce(x, &|c| sum8(c, |v| v.abs().powf(ord)), add)
-    }
+        NormKind::Pow
+    };
+    tree_reduce(x, kind, ord)
 }
 
 impl CpuStorage {
