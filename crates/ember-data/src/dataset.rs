@@ -109,8 +109,9 @@ impl Collate for Tensor {
 impl Collate for Vec<Tensor> {
     fn collate(samples: Vec<Vec<Tensor>>) -> Vec<Tensor> {
         let width = samples.first().map_or(0, |s| s.len());
-        let mut columns: Vec<Vec<Tensor>> =
-            (0..width).map(|_| Vec::with_capacity(samples.len())).collect();
+        let mut columns: Vec<Vec<Tensor>> = (0..width)
+            .map(|_| Vec::with_capacity(samples.len()))
+            .collect();
         for (i, s) in samples.into_iter().enumerate() {
             if s.len() != width {
                 panic!(

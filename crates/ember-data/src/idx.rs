@@ -93,7 +93,14 @@ fn parse_reader(
     while got < 4 {
         match r.read(&mut magic[got..]) {
             Ok(0) if got == 0 => return Err(DataError::corrupt(path, "the file is empty")),
-            Ok(0) => return Err(read_error(path, gz, "magic number", ErrorKind::UnexpectedEof.into())),
+            Ok(0) => {
+                return Err(read_error(
+                    path,
+                    gz,
+                    "magic number",
+                    ErrorKind::UnexpectedEof.into(),
+                ))
+            }
             Ok(n) => got += n,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => return Err(read_error(path, gz, "magic number", e)),

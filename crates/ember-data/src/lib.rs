@@ -36,5 +36,7 @@ pub use dataset::{
 pub use error::DataError;
 pub use loader::{DataLoader, Iter, DEFAULT_PREFETCH};
 pub use mnist::Mnist;
-pub use sampler::{RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler, WeightedRandomSampler};
+pub use sampler::{
+    RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler, WeightedRandomSampler,
+};
 pub use transforms::{Compose, Normalize, ToTensor, Transform};

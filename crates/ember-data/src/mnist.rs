@@ -132,9 +132,8 @@ impl Mnist {
     }
 
     fn load(dir: &Path, images: &MnistFile, labels: &MnistFile) -> Result<Mnist, DataError> {
-        // The labels are small: read them first so that a missing directory fails fast.
-        let (l, labels_path) = load_checked(dir, labels)?;
         let (i, images_path) = load_checked(dir, images)?;
+        let (l, labels_path) = load_checked(dir, labels)?;
         Mnist::from_idx(i, l, &images_path, &labels_path)
     }
 
@@ -146,8 +145,8 @@ impl Mnist {
         labels: impl AsRef<Path>,
     ) -> Result<Mnist, DataError> {
         let (ip, lp) = (images.as_ref(), labels.as_ref());
-        let l = crate::idx::read_idx(lp)?;
         let i = crate::idx::read_idx(ip)?;
+        let l = crate::idx::read_idx(lp)?;
         Mnist::from_idx(i, l, ip, lp)
     }
 

@@ -213,7 +213,11 @@ mod tests {
     fn every_plan_is_bit_identical_to_apply() {
         plan_matches(&ToTensor);
         plan_matches(&Compose::new());
-        plan_matches(&Compose::new().then(ToTensor).then(Normalize::new(0.1307, 0.3081)));
+        plan_matches(
+            &Compose::new()
+                .then(ToTensor)
+                .then(Normalize::new(0.1307, 0.3081)),
+        );
         let three = Compose::new()
             .then(ToTensor)
             .then(Normalize::new(0.5, 0.5))
