@@ -236,6 +236,24 @@ impl Mnist {
         &self.labels
     }
 
+    /// The images at `indices` (already range-checked) through the transform chain, one
+    /// image after the other, written straight into the new batch buffer.
+    fn convert(&self, indices: &[usize]) -> Vec<f32> {
+        let n = self.rows * self.cols;
+        let total = indices.len() * n;
+        let mut px: Vec<f32> = Vec::with_capacity(total);
+        if n > 0 {
+            let out = &mut px.spare_capacity_mut()[..total];
+            for (dst, &i) in out.chunks_exact_mut(n).zip(indices) {
+                self.plan.convert(self.image_bytes(i), dst);
+            }
+        }
+        // SAFETY: the `indices.len()` chunks of `n` elements cover `0..total`, and `convert`
+        // initialised each of them.
+        unsafe { px.set_len(total) };
+        px
+    }
+
     fn check(&self, i: usize) {
         if i >= self.labels.len() {
             panic!(
@@ -256,8 +274,7 @@ impl Dataset for Mnist {
     /// `([1, rows, cols] float32, 0-dim int64)`.
     fn get(&self, index: usize) -> (Tensor, Tensor) {
         self.check(index);
-        let mut px = vec![0f32; self.rows * self.cols];
-        self.plan.convert(self.image_bytes(index), &mut px);
+        let px = self.convert(&[index]);
         (
             Tensor::from_vec(px, [1, self.rows, self.cols]),
             Tensor::scalar(self.labels[index] as i64),
@@ -267,7 +284,6 @@ impl Dataset for Mnist {
     /// `([B, 1, rows, cols] float32, [B] int64)`: each selected image is converted straight
     /// into the batch (one pass, no intermediate u8 or f32 copy).
     fn get_batch(&self, indices: &[usize]) -> (Tensor, Tensor) {
-        let n = self.rows * self.cols;
         let b = indices.len();
         let labels: Vec<i64> = indices
             .iter()
@@ -276,12 +292,7 @@ impl Dataset for Mnist {
                 self.labels[i] as i64
             })
             .collect();
-        let mut px = vec![0f32; b * n];
-        if n > 0 {
-            for (out, &i) in px.chunks_exact_mut(n).zip(indices) {
-                self.plan.convert(self.image_bytes(i), out);
-            }
-        }
+        let px = self.convert(indices);
         (
             Tensor::from_vec(px, [b, 1, self.rows, self.cols]),
             Tensor::from_vec(labels, [b]),
