@@ -1,46 +1,56 @@
-//! Timings of the MNIST path: loading (sha256 + gunzip + parse), one batch's gather, and an
-//! epoch with and without prefetching while the caller does `work_us` of work per batch.
+//! Timings of the MNIST data path: loading (sha256 + gunzip + parse), one batch's gather, and
+//! one epoch with and without prefetching, (a) with no work per batch, (b) with 500 µs of
+//! single-threaded busy work per batch, (c) with a real training step of the seeds' MLP
+//! 784-128-64-10 (tensor ops, autograd, SGD). Each variant is the best of several epochs, the
+//! prefetch settings interleaved so that a busy machine affects both alike.
 //!
 //! `cargo run --release -p ember-data --example data_bench [-- DIR]`
 
 use ember_autograd::Tensor;
 use ember_data::{DataLoader, Dataset, Mnist};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// What the caller does with each batch.
+type Step<'a> = &'a dyn Fn(&Tensor, &Tensor);
+
+fn best_of(n: usize, mut f: impl FnMut()) -> f64 {
+    (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min)
+}
 
 fn main() {
     let dir = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "datasets/mnist".into());
-    let t = Instant::now();
     let bytes = std::fs::read(format!("{dir}/train-images-idx3-ubyte.gz")).unwrap();
-    let read = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let a = ember_data::idx::parse_idx(&bytes, "x".as_ref()).unwrap();
-    let gunzip = t.elapsed().as_secs_f64();
-    drop(a);
-    let t = Instant::now();
-    let train = Mnist::train(&dir).unwrap().normalize(0.5, 0.5);
-    let load = t.elapsed().as_secs_f64();
+    let gunzip = best_of(3, || {
+        std::hint::black_box(ember_data::idx::parse_idx(&bytes, "x".as_ref()).unwrap());
+    });
+    drop(bytes);
+    let mut train = None;
+    let load = best_of(3, || train = Some(Mnist::train(&dir).unwrap().normalize(0.5, 0.5)));
+    let train = train.unwrap();
     println!(
-        "train set: read {:.1} ms, gunzip+parse {:.1} ms, Mnist::train total {:.1} ms",
-        read * 1e3,
-        gunzip * 1e3,
-        load * 1e3
+        "Mnist::train: {:.0} ms (gunzip + parse of the images: {:.0} ms)",
+        load * 1e3,
+        gunzip * 1e3
     );
 
-    let idx: Vec<usize> = (0..64).map(|i| (i * 7919) % 60000).collect();
-    let reps = 2000;
-    let t = Instant::now();
-    for r in 0..reps {
-        let shifted: Vec<usize> = idx.iter().map(|i| (i + r * 64) % 60000).collect();
-        std::hint::black_box(train.get_batch(&shifted));
-    }
-    println!(
-        "get_batch(64): {:.1} us",
-        t.elapsed().as_secs_f64() / reps as f64 * 1e6
-    );
+    let mut r = 0;
+    let gather = best_of(5, || {
+        for _ in 0..500 {
+            let idx: Vec<usize> = (0..64).map(|i| (i * 7919 + r * 64) % 60000).collect();
+            std::hint::black_box(train.get_batch(&idx));
+            r += 1;
+        }
+    }) / 500.0;
+    println!("get_batch(64 random images): {:.1} us", gather * 1e6);
 
-    // A real training step: the seeds' MLP 784-128-64-10 with SGD, written with tensor ops.
     let params: Vec<Tensor> = [[784, 128], [128, 64], [64, 10]]
         .iter()
         .flat_map(|&[i, o]| {
@@ -50,7 +60,7 @@ fn main() {
             ]
         })
         .collect();
-    let step = |x: &Tensor, y: &Tensor| {
+    let mlp_step = |x: &Tensor, y: &Tensor| {
         let b = x.shape()[0] as i64;
         let mut h = x.view([b, 784]);
         for (k, p) in params.chunks(2).enumerate() {
@@ -66,55 +76,41 @@ fn main() {
             p.sub_(&(&p.grad().unwrap() * 0.01));
             p.zero_grad();
         }
-        loss.item()
+        std::hint::black_box(loss.item());
     };
-    let mut best = [f64::MAX; 2];
-    for round in 0..6 {
-        for (k, prefetch) in [0usize, 2].into_iter().enumerate() {
-            let loader = DataLoader::new(train.clone(), 64)
-                .shuffle(true)
-                .seed(round)
-                .prefetch(prefetch);
-            let t = Instant::now();
-            let mut total = 0.0;
-            for (x, y) in &loader {
-                total += step(&x, &y);
-            }
-            std::hint::black_box(total);
-            best[k] = best[k].min(t.elapsed().as_secs_f64());
+    let busy = |_: &Tensor, _: &Tensor| {
+        let until = Instant::now() + Duration::from_micros(500);
+        while Instant::now() < until {
+            std::hint::spin_loop();
         }
-    }
-    println!(
-        "MLP epoch (best of 6): prefetch 0: {:.1} ms, prefetch 2: {:.1} ms",
-        best[0] * 1e3,
-        best[1] * 1e3
-    );
-
-    for work_us in [0u64, 500] {
-        for prefetch in [0usize, 2] {
-            let loader = DataLoader::new(train.clone(), 64)
-                .shuffle(true)
-                .seed(0)
-                .prefetch(prefetch);
-            let mut best = f64::MAX;
-            for _ in 0..3 {
-                let t = Instant::now();
-                for (x, y) in &loader {
-                    std::hint::black_box((&x, &y));
-                    // Stand-in for the training step: busy work on this thread.
-                    let until = Instant::now() + std::time::Duration::from_micros(work_us);
-                    while Instant::now() < until {
-                        std::hint::spin_loop();
+    };
+    let none = |_: &Tensor, _: &Tensor| {};
+    let steps: [(&str, Step); 3] = [
+        ("no work", &none),
+        ("500 us busy work", &busy),
+        ("MLP training step", &mlp_step),
+    ];
+    for (name, step) in steps {
+        let mut best = [f64::MAX; 2];
+        for round in 0..5 {
+            for (k, prefetch) in [0usize, 2].into_iter().enumerate() {
+                let loader = DataLoader::new(train.clone(), 64)
+                    .shuffle(true)
+                    .seed(round)
+                    .prefetch(prefetch);
+                let t = best_of(1, || {
+                    for (x, y) in &loader {
+                        step(&x, &y);
                     }
-                }
-                best = best.min(t.elapsed().as_secs_f64());
+                });
+                best[k] = best[k].min(t);
             }
-            let batches = loader.len() as f64;
-            println!(
-                "work {work_us:>3} us/batch, prefetch {prefetch}: epoch {:.1} ms, data overhead {:.1} us/batch",
-                best * 1e3,
-                (best / batches - work_us as f64 * 1e-6) * 1e6
-            );
         }
+        println!(
+            "epoch, {name:>18}: prefetch 0: {:7.1} ms, prefetch 2: {:7.1} ms ({:+.1} us/batch)",
+            best[0] * 1e3,
+            best[1] * 1e3,
+            (best[1] - best[0]) / 938.0 * 1e6
+        );
     }
 }
