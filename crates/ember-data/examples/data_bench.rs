@@ -33,7 +33,9 @@ fn main() {
     });
     drop(bytes);
     let mut train = None;
-    let load = best_of(3, || train = Some(Mnist::train(&dir).unwrap().normalize(0.5, 0.5)));
+    let load = best_of(3, || {
+        train = Some(Mnist::train(&dir).unwrap().normalize(0.5, 0.5))
+    });
     let train = train.unwrap();
     println!(
         "Mnist::train: {:.0} ms (gunzip + parse of the images: {:.0} ms)",

@@ -2,7 +2,7 @@
 //! (`torch.utils.data.DataLoader`).
 
 use crate::dataset::{Collate, Dataset};
-use crate::sampler::{RandomSampler, Sampler, SequentialSampler};
+use crate::sampler::{RandomSampler, Sampler};
 use ember_autograd::{is_grad_enabled, set_grad_enabled, Generator, Tensor};
 use std::any::Any;
 use std::collections::VecDeque;
@@ -28,8 +28,8 @@ pub const DEFAULT_PREFETCH: usize = 2;
 ///   give any [`Sampler`]. With `seed(s)`, epoch `k`'s order depends only on `(s, k)`: the same
 ///   on every machine and for any number of threads, different from epoch to epoch, and
 ///   [`set_epoch`](DataLoader::set_epoch) replays any epoch (to resume training). Without a
-///   seed, each epoch draws its seed from the global generator (`manual_seed` makes it
-///   reproducible).
+///   seed, each shuffled epoch draws its seed from the global generator (`manual_seed` makes
+///   it reproducible), as PyTorch does.
 /// * **Batching.** A batch is `dataset.get_batch(indices)`, which for [`TensorDataset`] and
 ///   [`Mnist`] is one indexed copy per tensor; `collate(f)` replaces it by
 ///   `f(samples)` over `get(i)` of each index.
@@ -252,12 +252,12 @@ impl<D: Dataset + 'static, B: Send + 'static> DataLoader<D, B> {
     /// The indices the next epoch visits, in order (advances the epoch like `iter()`).
     pub fn epoch_indices(&self) -> Vec<usize> {
         let epoch = self.epoch.fetch_add(1, Ordering::Relaxed);
-        let gen = self.generator(epoch);
         let n = self.dataset.len();
         match (&self.sampler, self.shuffle) {
-            (Some(s), _) => s.indices(n, &gen),
-            (None, true) => RandomSampler::new().indices(n, &gen),
-            (None, false) => SequentialSampler.indices(n, &gen),
+            (Some(s), _) => s.indices(n, &self.generator(epoch)),
+            (None, true) => RandomSampler::new().indices(n, &self.generator(epoch)),
+            // No randomness: the global generator is left alone.
+            (None, false) => (0..n).collect(),
         }
     }
 
