@@ -92,6 +92,11 @@ fn idx_errors_say_what_is_wrong() {
     // A header declaring far more than the gzip stream could hold fails before allocating.
     let huge = gzip(&idx_bytes(&[60000, 60000, 60000], &[]));
     assert!(corrupt_reason(parse_idx(&huge, p)).contains("more than a gzip file"));
+    // A raw header declaring far more than the file holds fails before allocating.
+    let raw_huge = idx_bytes(&[u32::MAX, u32::MAX], &[1, 2]);
+    assert!(corrupt_reason(parse_idx(&raw_huge, p)).contains("truncated"));
+    let overflow = idx_bytes(&[u32::MAX, u32::MAX, u32::MAX], &[]);
+    assert!(corrupt_reason(parse_idx(&overflow, p)).contains("overflow"));
     let gz = gzip(&ok);
     assert!(corrupt_reason(parse_idx(&gz[..gz.len() - 3], p)).contains("truncated"));
 }
