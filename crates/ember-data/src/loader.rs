@@ -18,7 +18,8 @@ type FetchFn<D, B> = dyn Fn(&D, &[usize]) -> B + Send + Sync;
 /// `k << EPOCH_SHIFT`: disjoint streams per epoch, and any epoch can be replayed directly.
 const EPOCH_SHIFT: u32 = 40;
 
-/// Batches waiting ready by default (see [`DataLoader::prefetch`]).
+/// Batches built ahead by default (see [`DataLoader::prefetch`] and the measurement in
+/// [`DataLoader`]'s documentation).
 pub const DEFAULT_PREFETCH: usize = 2;
 
 /// Iterates over a dataset in batches (`torch.utils.data.DataLoader`). Each `iter()` (or
@@ -35,7 +36,20 @@ pub const DEFAULT_PREFETCH: usize = 2;
 ///   `f(samples)` over `get(i)` of each index.
 /// * **Prefetching.** The next batches are built on a background thread while the caller
 ///   works on the current one ([`DEFAULT_PREFETCH`] batches ahead by default, `prefetch(0)` to
-///   build them on the calling thread).
+///   build them on the calling thread). Batches are claimed in order by whichever thread gets
+///   to them first, so the caller never waits for a batch it could have built itself: when the
+///   background thread gets no CPU, batches are simply built inline.
+///
+/// **Measured** (`cargo run --release -p ember-data --example data_bench`, MNIST, batch 64,
+/// 938 batches, 2-core machine, run under `chrt -r` to keep the other load away): a batch
+/// (64 random images, u8 → normalised f32) takes 18 µs to build. With 500 µs of
+/// single-threaded work per batch, prefetching takes 20–30 µs per batch off the epoch (the
+/// build and the tensor allocations move to the other core). With the seeds' MLP training step,
+/// which already keeps both cores busy (threaded GEMM), the difference is within the noise
+/// (−15 to +17 µs per batch over five runs, ±2 % of a 570–750 ms epoch). With no work at all
+/// per batch it costs about 5 µs per batch (both threads build batches and hand them over).
+/// Prefetching is therefore on by default: it helps whenever the caller leaves a core idle and
+/// costs nothing measurable otherwise.
 ///
 /// [`TensorDataset`]: crate::TensorDataset
 /// [`Mnist`]: crate::Mnist
