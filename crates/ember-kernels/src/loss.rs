@@ -1,1 +1,213 @@
-//! Fused loss kernels on `Storage` (cross-entropy: log-softmax + NLL): device dispatch.
+//! Fused loss kernels on `Storage`: cross-entropy (a stable log-softmax and the negative
+//! log-likelihood in one pass over each row, with class-index or probability targets) and NLL,
+//! forward and backward. This file holds the argument types and the device dispatch; the CPU
+//! kernels are in `cpu/loss.rs`.
+//!
+//! Inputs have the class dimension at 1 (`(N, C, d1, …)`) or are 1-D (`(C)`); a "row" is one
+//! position `(n, d1, …)`, i.e. the C scores of one sample.
+
+use crate::cpu::CpuStorage;
+use crate::layout::Layout;
+use crate::storage::Storage;
+
+/// How per-row losses are combined (PyTorch's `reduction`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossReduction {
+    /// One loss per row.
+    None,
+    /// The weighted mean: the sum divided by the total weight of the rows that count.
+    Mean,
+    /// The sum over rows.
+    Sum,
+}
+
+/// The target of a cross-entropy.
+#[derive(Debug)]
+pub enum CeTarget<'a, S = Storage> {
+    /// Class indices (any integer dtype), one per row: shape `(N, d1, …)` or `()`.
+    Index(&'a S, &'a Layout),
+    /// Class probabilities with the input's shape (any float dtype; converted to the input's).
+    Prob(&'a S, &'a Layout),
+}
+
+impl<S> Clone for CeTarget<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<S> Copy for CeTarget<'_, S> {}
+
+/// The options shared by the cross-entropy forward and backward kernels.
+#[derive(Debug)]
+pub struct CeOptions<'a, S = Storage> {
+    /// Per-class weights `(C)` (converted to the input's dtype), or `None` for all ones.
+    pub weight: Option<(&'a S, &'a Layout)>,
+    /// Rows whose class-index target equals this are skipped (PyTorch's `ignore_index`).
+    pub ignore_index: i64,
+    /// PyTorch's `label_smoothing` in `[0, 1]`.
+    pub label_smoothing: f64,
+    /// The name used in error messages (`cross_entropy`, `nll_loss`).
+    pub op: &'static str,
+}
+
+impl<S> Clone for CeOptions<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<S> Copy for CeOptions<'_, S> {}
+
+/// What a forward loss kernel returns.
+#[derive(Debug)]
+pub struct LossForward<S = Storage> {
+    /// The loss: one element per row (`LossReduction::None`) or a single element.
+    pub loss: S,
+    /// Each row's `logsumexp` (cross-entropy only; saved for the fused backward).
+    pub lse: Option<S>,
+    /// The divisor of the mean: the summed weight of the rows that count.
+    pub weight_sum: f64,
+}
+
+/// The upstream gradient of a loss as the backward kernels receive it.
+#[derive(Debug)]
+pub enum LossGrad<'a, S = Storage> {
+    /// One gradient per row (reduction `None`), shape of the per-row loss.
+    Rows(&'a S, &'a Layout),
+    /// A one-element gradient of a reduced loss, multiplied by `factor` (`1/weight_sum` for the
+    /// mean, 1 for the sum).
+    Reduced(&'a S, &'a Layout, f64),
+}
+
+impl<S> Clone for LossGrad<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<S> Copy for LossGrad<'_, S> {}
+
+/// The host storage of an operand that must live on the CPU with the input.
+fn cpu<'a>(op: &str, s: &'a Storage) -> &'a CpuStorage {
+    match s {
+        Storage::Cpu(c) => c,
+        #[allow(unreachable_patterns)]
+        _ => panic!(
+            "{op}: expected all tensors to be on the same device, but found at least two devices, cpu and {}",
+            s.device()
+        ),
+    }
+}
+
+impl<'a> CeTarget<'a> {
+    fn on_cpu(self, op: &str) -> CeTarget<'a, CpuStorage> {
+        match self {
+            CeTarget::Index(s, l) => CeTarget::Index(cpu(op, s), l),
+            CeTarget::Prob(s, l) => CeTarget::Prob(cpu(op, s), l),
+        }
+    }
+}
+
+impl<'a> CeOptions<'a> {
+    fn on_cpu(self) -> CeOptions<'a, CpuStorage> {
+        CeOptions {
+            weight: self.weight.map(|(s, l)| (cpu(self.op, s), l)),
+            ignore_index: self.ignore_index,
+            label_smoothing: self.label_smoothing,
+            op: self.op,
+        }
+    }
+}
+
+impl<'a> LossGrad<'a> {
+    fn on_cpu(self, op: &str) -> LossGrad<'a, CpuStorage> {
+        match self {
+            LossGrad::Rows(s, l) => LossGrad::Rows(cpu(op, s), l),
+            LossGrad::Reduced(s, l, f) => LossGrad::Reduced(cpu(op, s), l, f),
+        }
+    }
+}
+
+impl Storage {
+    /// Fused cross-entropy forward: per row, a max-subtracted log-softmax of the input (float) and
+    /// the (weighted, label-smoothed) negative log-likelihood of the target, then the reduction.
+    /// Panics, naming `opts.op`, on a class index outside `[0, C)` other than `ignore_index`.
+    pub fn cross_entropy(
+        &self,
+        layout: &Layout,
+        target: CeTarget<'_>,
+        opts: &CeOptions<'_>,
+        reduction: LossReduction,
+    ) -> LossForward {
+        match self {
+            Storage::Cpu(s) => {
+                let (t, o) = (target.on_cpu(opts.op), opts.on_cpu());
+                let f = s.cross_entropy(layout, t, &o, reduction);
+                LossForward {
+                    loss: Storage::Cpu(f.loss),
+                    lse: f.lse.map(Storage::Cpu),
+                    weight_sum: f.weight_sum,
+                }
+            }
+        }
+    }
+
+    /// Fused cross-entropy backward: `g * (softmax(x) * Σ w t' - w t')` per row from the saved
+    /// row `lse`; returns the input's gradient (contiguous, input shape) and, for probability
+    /// targets when `target_grad`, the target's gradient.
+    pub fn cross_entropy_backward(
+        &self,
+        layout: &Layout,
+        target: CeTarget<'_>,
+        opts: &CeOptions<'_>,
+        lse: &Storage,
+        grad: LossGrad<'_>,
+        target_grad: bool,
+    ) -> (Storage, Option<Storage>) {
+        match self {
+            Storage::Cpu(s) => {
+                let (t, o) = (target.on_cpu(opts.op), opts.on_cpu());
+                let (lse, g) = (cpu(opts.op, lse), grad.on_cpu(opts.op));
+                let (gi, gt) = s.cross_entropy_backward(layout, t, &o, lse, g, target_grad);
+                (Storage::Cpu(gi), gt.map(Storage::Cpu))
+            }
+        }
+    }
+
+    /// NLL forward on log-probabilities with class-index targets: `-w[y] * x[y]` per row, then
+    /// the reduction (the mean divides by the summed weight of the rows that count).
+    pub fn nll_loss(
+        &self,
+        layout: &Layout,
+        target: (&Storage, &Layout),
+        opts: &CeOptions<'_>,
+        reduction: LossReduction,
+    ) -> LossForward {
+        match self {
+            Storage::Cpu(s) => {
+                let t = (cpu(opts.op, target.0), target.1);
+                let f = s.nll_loss(layout, t, &opts.on_cpu(), reduction);
+                LossForward {
+                    loss: Storage::Cpu(f.loss),
+                    lse: None,
+                    weight_sum: f.weight_sum,
+                }
+            }
+        }
+    }
+
+    /// NLL backward: `-w[y] * g` at each row's target class, zero elsewhere (input shape).
+    pub fn nll_loss_backward(
+        &self,
+        layout: &Layout,
+        target: (&Storage, &Layout),
+        opts: &CeOptions<'_>,
+        grad: LossGrad<'_>,
+    ) -> Storage {
+        match self {
+            Storage::Cpu(s) => {
+                let t = (cpu(opts.op, target.0), target.1);
+                let g = grad.on_cpu(opts.op);
+                Storage::Cpu(s.nll_loss_backward(layout, t, &opts.on_cpu(), g))
+            }
+        }
+    }
+}

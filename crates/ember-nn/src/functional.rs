@@ -1,0 +1,237 @@
+//! `nn.functional` (`F`): the layers and losses as plain functions of tensors.
+//!
+//! Losses here take PyTorch's default options (mean reduction, no weights); for other options
+//! use the loss modules' builders, e.g. `nn::CrossEntropyLoss::new().label_smoothing(0.1)`.
+//!
+//! ```
+//! use ember_autograd::Tensor;
+//! use ember_nn::functional as F;
+//! let t = F::one_hot(&Tensor::scalar(0i64), Some(3));
+//! assert_eq!(t.to_vec::<i64>(), vec![1, 0, 0]);
+//! let l = F::mse_loss(&Tensor::scalar(10f32), &Tensor::scalar(1f32));
+//! assert_eq!(l.item(), 81.0);
+//! ```
+
+use crate::loss;
+use ember_autograd::smallvec::smallvec;
+use ember_autograd::Generator;
+use ember_autograd::{custom_op, no_grad, Tensor};
+use ember_kernels::Storage;
+
+/// `x @ weight.T + bias` for `x` of shape `(*, in_features)`, `weight` `(out, in)`, `bias`
+/// `(out)`; 2-D inputs with a bias go through one fused `addmm`.
+pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
+    let in_features = weight.shape().get(1).copied().unwrap_or(0);
+    if weight.dim() != 2 {
+        panic!(
+            "linear: expected a 2-D weight (out_features, in_features), got shape {:?}",
+            weight.shape()
+        );
+    }
+    if input.dim() == 0 || input.shape()[input.dim() - 1] != in_features {
+        panic!(
+            "linear: input of shape {:?} does not end in in_features = {in_features} (weight shape {:?})",
+            input.shape(),
+            weight.shape()
+        );
+    }
+    let wt = weight.t();
+    match (input.dim(), bias) {
+        (2, Some(b)) => b.addmm(input, &wt, 1.0, 1.0),
+        (2, None) => input.matmul(&wt),
+        (1, _) => {
+            let y = input.matmul(&wt);
+            match bias {
+                Some(b) => &y + b,
+                None => y,
+            }
+        }
+        _ => {
+            // Fold the leading dims into one batch dim, run the 2-D path, unfold.
+            let mut shape: Vec<usize> = input.shape().to_vec();
+            let x2 = input.reshape([-1, in_features as isize]);
+            let y = linear(&x2, weight, bias);
+            *shape.last_mut().unwrap() = weight.shape()[0];
+            y.reshape(shape)
+        }
+    }
+}
+
+/// `max(x, 0)`
+pub fn relu(x: &Tensor) -> Tensor {
+    x.relu()
+}
+
+/// `x` where positive, `negative_slope * x` elsewhere.
+pub fn leaky_relu(x: &Tensor, negative_slope: f64) -> Tensor {
+    x.leaky_relu(negative_slope)
+}
+
+/// `x` where positive, `alpha * (exp(x) - 1)` elsewhere.
+pub fn elu(x: &Tensor, alpha: f64) -> Tensor {
+    x.elu(alpha)
+}
+
+/// GELU; `approximate` is `"none"` (exact, erf) or `"tanh"`.
+pub fn gelu(x: &Tensor, approximate: &str) -> Tensor {
+    x.gelu(approximate)
+}
+
+/// `x * sigmoid(x)`
+pub fn silu(x: &Tensor) -> Tensor {
+    x.silu()
+}
+
+/// `1 / (1 + exp(-x))`
+pub fn sigmoid(x: &Tensor) -> Tensor {
+    x.sigmoid()
+}
+
+/// `tanh(x)`
+pub fn tanh(x: &Tensor) -> Tensor {
+    x.tanh()
+}
+
+/// Softmax along `dim`.
+pub fn softmax(x: &Tensor, dim: isize) -> Tensor {
+    x.softmax(dim)
+}
+
+/// Log-softmax along `dim`.
+pub fn log_softmax(x: &Tensor, dim: isize) -> Tensor {
+    x.log_softmax(dim)
+}
+
+/// One-hot encoding of int64 class indices (`num_classes` of `None`: the largest index + 1).
+pub fn one_hot(x: &Tensor, num_classes: Option<usize>) -> Tensor {
+    x.one_hot(num_classes)
+}
+
+/// Dropout: in training, zeroes each element with probability `p` (from the default generator)
+/// and scales the rest by `1/(1-p)`; otherwise returns `x`.
+pub fn dropout(x: &Tensor, p: f64, training: bool) -> Tensor {
+    dropout_with(x, p, training, None)
+}
+
+/// [`dropout`] drawing its mask from `gen` (the default generator when `None`).
+pub fn dropout_with(x: &Tensor, p: f64, training: bool, gen: Option<&Generator>) -> Tensor {
+    if !(0.0..=1.0).contains(&p) {
+        panic!("dropout probability has to be between 0 and 1, but got {p}");
+    }
+    if !training || p == 0.0 {
+        return x.clone();
+    }
+    if !x.dtype().is_float() {
+        panic!(
+            "dropout: expected a floating-point input, got {}",
+            x.dtype().name()
+        );
+    }
+    let scale = if p == 1.0 { 0.0 } else { 1.0 / (1.0 - p) };
+    let keep = Storage::bernoulli_scalar(x.numel(), 1.0 - p, x.dtype(), x.device(), gen);
+    let mask = {
+        let _g = no_grad();
+        &Tensor::from_storage(keep, x.shape()) * scale
+    };
+    let out = {
+        let _g = no_grad();
+        x * &mask
+    };
+    custom_op(out, "NativeDropoutBackward0", &[x], move |g| {
+        smallvec![Some(g * &mask)]
+    })
+}
+
+/// Batch normalisation over `(N, C)` or `(N, C, L)` with batch statistics when `training`
+/// (updating `running_mean` / `running_var` in place with `momentum`) and the running ones
+/// otherwise.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm(
+    x: &Tensor,
+    running_mean: Option<&Tensor>,
+    running_var: Option<&Tensor>,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    training: bool,
+    momentum: f64,
+    eps: f64,
+) -> Tensor {
+    crate::norm::batch_norm_impl(
+        "batch_norm",
+        x,
+        running_mean,
+        running_var,
+        weight,
+        bias,
+        training,
+        Some(momentum),
+        None,
+        eps,
+    )
+}
+
+/// Layer normalisation over the trailing dims `normalized_shape`.
+pub fn layer_norm(
+    x: &Tensor,
+    normalized_shape: &[usize],
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> Tensor {
+    crate::norm::layer_norm_impl(x, normalized_shape, weight, bias, eps)
+}
+
+/// Rows of `weight` selected by the integer `indices` (any shape): shape `indices.shape + [dim]`.
+pub fn embedding(indices: &Tensor, weight: &Tensor) -> Tensor {
+    crate::embedding::embedding_impl(indices, weight, None)
+}
+
+/// Mean squared error with mean reduction (`F.mse_loss`).
+pub fn mse_loss(input: &Tensor, target: &Tensor) -> Tensor {
+    loss::MSELoss::new().forward(input, target)
+}
+
+/// Mean absolute error with mean reduction (`F.l1_loss`).
+pub fn l1_loss(input: &Tensor, target: &Tensor) -> Tensor {
+    loss::L1Loss::new().forward(input, target)
+}
+
+/// Smooth L1 loss with threshold `beta` and mean reduction (`F.smooth_l1_loss`).
+pub fn smooth_l1_loss(input: &Tensor, target: &Tensor, beta: f64) -> Tensor {
+    loss::SmoothL1Loss::new().beta(beta).forward(input, target)
+}
+
+/// Huber loss with threshold `delta` and mean reduction (`F.huber_loss`).
+pub fn huber_loss(input: &Tensor, target: &Tensor, delta: f64) -> Tensor {
+    loss::HuberLoss::new().delta(delta).forward(input, target)
+}
+
+/// Cross-entropy of logits with class-index or probability targets, mean reduction
+/// (`F.cross_entropy`).
+pub fn cross_entropy(input: &Tensor, target: &Tensor) -> Tensor {
+    loss::CrossEntropyLoss::new().forward(input, target)
+}
+
+/// Negative log-likelihood of log-probabilities with class-index targets, mean reduction
+/// (`F.nll_loss`).
+pub fn nll_loss(input: &Tensor, target: &Tensor) -> Tensor {
+    loss::NLLLoss::new().forward(input, target)
+}
+
+/// Binary cross-entropy of probabilities, mean reduction (`F.binary_cross_entropy`).
+pub fn binary_cross_entropy(input: &Tensor, target: &Tensor) -> Tensor {
+    loss::BCELoss::new().forward(input, target)
+}
+
+/// Binary cross-entropy of logits, mean reduction (`F.binary_cross_entropy_with_logits`).
+pub fn binary_cross_entropy_with_logits(input: &Tensor, target: &Tensor) -> Tensor {
+    loss::BCEWithLogitsLoss::new().forward(input, target)
+}
+
+/// KL divergence of log-probabilities `input` from `target` (probabilities, or
+/// log-probabilities when `log_target`), mean reduction (`F.kl_div`).
+pub fn kl_div(input: &Tensor, target: &Tensor, log_target: bool) -> Tensor {
+    loss::KLDivLoss::new()
+        .log_target(log_target)
+        .forward(input, target)
+}
