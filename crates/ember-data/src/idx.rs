@@ -51,9 +51,9 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray, DataError> {
 /// ```
 pub fn parse_idx(bytes: &[u8], path: &Path) -> Result<IdxArray, DataError> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
-        parse_reader(&mut GzDecoder::new(bytes), Some(bytes.len()), path)
+        parse_reader(&mut GzDecoder::new(bytes), Some(bytes.len()), 0, path)
     } else {
-        parse_reader(&mut &bytes[..], None, path)
+        parse_reader(&mut &bytes[..], None, bytes.len(), path)
     }
 }
 
@@ -81,10 +81,12 @@ fn type_name(code: u8) -> Option<&'static str> {
     })
 }
 
-/// Parses from `r`; `gz_len` is the compressed size when `r` decompresses a gzip stream.
+/// Parses from `r`; `gz_len` is the compressed size when `r` decompresses a gzip stream,
+/// `raw_len` the size of a raw file.
 fn parse_reader(
     r: &mut dyn Read,
     gz_len: Option<usize>,
+    raw_len: usize,
     path: &Path,
 ) -> Result<IdxArray, DataError> {
     let gz = gz_len.is_some();
@@ -151,6 +153,7 @@ fn parse_reader(
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
         .collect();
+    let raw_left = raw_len.saturating_sub(4 + 4 * ndim);
     let total = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
@@ -167,12 +170,27 @@ fn parse_reader(
         }
     }
     let mut data = Vec::new();
-    if let Some(n) = gz_len {
-        // Reserve what the header declares (bounded above) so the buffer is never regrown.
-        data.reserve_exact(total.min(n.saturating_mul(MAX_GZIP_RATIO)));
-    } else {
-        data.reserve_exact(total);
+    let room = match gz_len {
+        Some(n) => n.saturating_mul(MAX_GZIP_RATIO),
+        None => raw_left,
+    };
+    if total > room && gz_len.is_none() {
+        return Err(DataError::corrupt(
+            path,
+            format!(
+                "truncated: the header declares dims {dims:?} ({total} bytes of data) but the \
+                 file holds {raw_left}"
+            ),
+        ));
     }
+    // Reserve what the header declares (bounded above) so the buffer is never regrown; a
+    // reservation the allocator refuses is an error, not an abort.
+    data.try_reserve_exact(total.min(room)).map_err(|_| {
+        DataError::corrupt(
+            path,
+            format!("the header declares dims {dims:?} ({total} bytes), more than fits in memory"),
+        )
+    })?;
     (&mut *r)
         .take(total as u64)
         .read_to_end(&mut data)

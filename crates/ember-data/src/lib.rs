@@ -22,6 +22,8 @@
 //! }
 //! ```
 
+#![warn(missing_docs)]
+
 mod dataset;
 mod error;
 pub mod idx;

@@ -8,6 +8,7 @@
 //! loop; any other chain, including closures, is folded into a 256-entry table once.
 
 use std::fmt;
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 /// A map of one pixel value, applied to every pixel of an image. The input of the first
@@ -163,25 +164,44 @@ impl PixelPlan {
         }
     }
 
-    /// Writes the converted `src` into `dst` (same length).
+    /// Writes the converted `src` into `dst` (same length), initialising every element.
     #[inline]
-    pub(crate) fn convert(&self, src: &[u8], dst: &mut [f32]) {
-        debug_assert_eq!(src.len(), dst.len());
+    pub(crate) fn convert(&self, src: &[u8], dst: &mut [MaybeUninit<f32>]) {
+        assert_eq!(src.len(), dst.len());
         match self {
-            // One loop per plan, hoisted out of the pixels, so LLVM vectorises the divisions.
-            PixelPlan::SubDiv([(s0, d0), (s1, d1)]) => {
-                let (s0, d0, s1, d1) = (*s0, *d0, *s1, *d1);
-                for (o, &x) in dst.iter_mut().zip(src) {
-                    *o = ((x as f32 - s0) / d0 - s1) / d1;
+            PixelPlan::SubDiv(steps) => {
+                #[cfg(target_arch = "x86_64")]
+                if std::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU supports AVX2 (checked just above).
+                    unsafe { sub_div_avx2(src, dst, steps) };
+                    return;
                 }
+                sub_div(src, dst, steps);
             }
             PixelPlan::Table(table) => {
                 for (o, &x) in dst.iter_mut().zip(src) {
-                    *o = table[x as usize];
+                    o.write(table[x as usize]);
                 }
             }
         }
     }
+}
+
+/// `((x - s0) / d0 - s1) / d1` over the pixels; one loop without branches, so LLVM vectorises
+/// it (true IEEE divisions: the values are exactly torchvision's).
+#[inline(always)]
+fn sub_div(src: &[u8], dst: &mut [MaybeUninit<f32>], steps: &[(f32, f32); 2]) {
+    let [(s0, d0), (s1, d1)] = *steps;
+    for (o, &x) in dst.iter_mut().zip(src) {
+        o.write(((x as f32 - s0) / d0 - s1) / d1);
+    }
+}
+
+/// [`sub_div`] compiled for AVX2: 8-wide divisions, about 3× faster than the SSE2 baseline.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn sub_div_avx2(src: &[u8], dst: &mut [MaybeUninit<f32>], steps: &[(f32, f32); 2]) {
+    sub_div(src, dst, steps)
 }
 
 #[cfg(test)]
@@ -191,8 +211,10 @@ mod tests {
     fn plan_matches(t: &dyn Transform) {
         let plan = PixelPlan::new(t);
         let src: Vec<u8> = (0..=255).collect();
-        let mut dst = vec![0f32; 256];
+        let mut dst = vec![MaybeUninit::new(0f32); 256];
         plan.convert(&src, &mut dst);
+        // SAFETY: `convert` initialised every element.
+        let dst: Vec<f32> = dst.iter().map(|v| unsafe { v.assume_init() }).collect();
         for (x, y) in src.iter().zip(&dst) {
             assert_eq!(y.to_bits(), t.apply(*x as f32).to_bits(), "pixel {x}");
         }
