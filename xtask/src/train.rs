@@ -348,11 +348,23 @@ mod tests {
         let (a, b) = (dir.join("straight"), dir.join("resumed"));
         let (hist, straight) = run(args(&a, 2, false)).unwrap();
         assert_eq!(hist.len(), 2);
-        assert!(hist[1].test_accuracy > 0.85, "a short run should already learn: {:?}", hist[1]);
+        assert!(
+            hist[1].test_accuracy > 0.85,
+            "a short run should already learn: {:?}",
+            hist[1]
+        );
         run(args(&b, 1, false)).unwrap();
         let (hist_b, resumed) = run(args(&b, 2, true)).unwrap();
-        assert_eq!(hist_b.len(), 1, "the resumed run does only the remaining epoch");
-        assert_eq!(weights(&straight), weights(&resumed), "resumed weights differ from the uninterrupted run");
+        assert_eq!(
+            hist_b.len(),
+            1,
+            "the resumed run does only the remaining epoch"
+        );
+        assert_eq!(
+            weights(&straight),
+            weights(&resumed),
+            "resumed weights differ from the uninterrupted run"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 
@@ -373,9 +385,23 @@ mod tests {
 
     #[test]
     fn metrics_json_has_stable_fields() {
-        let s = EpochStats { epoch: 1, train_loss: 0.5, test_loss: 0.4, test_accuracy: 0.9, epoch_seconds: 1.0, samples_per_second: 100.0 };
+        let s = EpochStats {
+            epoch: 1,
+            train_loss: 0.5,
+            test_loss: 0.4,
+            test_accuracy: 0.9,
+            epoch_seconds: 1.0,
+            samples_per_second: 100.0,
+        };
         let j = s.to_json();
-        for k in ["epoch", "train_loss", "test_loss", "test_accuracy", "epoch_seconds", "samples_per_second"] {
+        for k in [
+            "epoch",
+            "train_loss",
+            "test_loss",
+            "test_accuracy",
+            "epoch_seconds",
+            "samples_per_second",
+        ] {
             assert!(j.get(k).is_some(), "missing {k}");
         }
     }

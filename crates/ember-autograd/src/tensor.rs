@@ -63,7 +63,12 @@ pub struct Tensor(pub(crate) Arc<TensorImpl>);
 
 impl Tensor {
     /// A tensor over `storage` viewed through `layout` (no autograd state).
-    fn from_parts(storage: Arc<StorageCell>, layout: Layout, dtype: DType, device: Device) -> Tensor {
+    fn from_parts(
+        storage: Arc<StorageCell>,
+        layout: Layout,
+        dtype: DType,
+        device: Device,
+    ) -> Tensor {
         Tensor(Arc::new(TensorImpl {
             storage,
             layout,
@@ -83,7 +88,12 @@ impl Tensor {
             "from_storage: storage length does not match shape {shape:?}"
         );
         let (dtype, device) = (storage.dtype(), storage.device());
-        Tensor::from_parts(StorageCell::new(storage), Layout::contiguous(shape), dtype, device)
+        Tensor::from_parts(
+            StorageCell::new(storage),
+            Layout::contiguous(shape),
+            dtype,
+            device,
+        )
     }
 
     /// A view of the same storage with another layout (no autograd recording; see `ops::view`).
