@@ -595,11 +595,19 @@ fn drive<R: Reducer>(r: &R, x: &[R::In], plan: &Plan, ctx: &[R::Ctx]) -> Buffer<
         .filter(|&d| dims[d].so != 0)
         .max_by_key(|&d| dims[d].so);
     let first = dims[0];
-    let split_reduced =
-        first.so == 0 && (first.n >= chunks || kept.is_none_or(|k| dims[k].n < chunks));
+    // A reduced split's parts depend only on the shape (not on the thread count), so results
+    // are bit-identical however many threads run.
+    let parts = (n / (REDUCE_GRAIN / 2)).clamp(2, 32).min(first.n);
+    // Splitting the outermost dim reads memory in big contiguous pieces; when it is reduced,
+    // each part needs private accumulators, so only while the output is small next to the work.
+    let private_ok = plan.m.saturating_mul(parts) <= n / 4;
+    let split_reduced = first.so == 0
+        && match kept {
+            None => true,
+            Some(k) => private_ok && (first.n >= chunks || dims[k].n < chunks),
+        };
     if split_reduced {
         // Private accumulators per part, combined in order (so results do not depend on timing).
-        let parts = chunks.min(first.n);
         let size = first.n.div_ceil(parts);
         let partials: Vec<Buffer<R::Acc>> = (0..first.n.div_ceil(size))
             .into_par_iter()
@@ -618,6 +626,7 @@ fn drive<R: Reducer>(r: &R, x: &[R::In], plan: &Plan, ctx: &[R::Ctx]) -> Buffer<
             }
         }
     } else if let Some(k) = kept {
+        // Each output is computed whole inside one part: the split cannot change results.
         let kd = dims[k];
         let size = kd.n.div_ceil(chunks.min(kd.n));
         acc.par_chunks_mut(size * kd.so)
@@ -1062,9 +1071,15 @@ mod tests {
     }
 
     /// The naive reduction of one group of values, in f64 (floats) or wrapping i64 (others).
-    fn reference(s: &CpuStorage, g: &[usize], op: ReduceOp) -> (Option<f64>, Option<i64>) {
-        let f = |p: usize| -> f64 { s.to_vec::<f64>(&Layout::new(&[1], &[1], p))[0] };
-        let i = |p: usize| -> i64 { s.to_vec::<i64>(&Layout::new(&[1], &[1], p))[0] };
+    /// `(fs, is)`: the whole storage as f64 and as i64.
+    fn reference(
+        s: &CpuStorage,
+        (fs, is): (&[f64], &[i64]),
+        g: &[usize],
+        op: ReduceOp,
+    ) -> (Option<f64>, Option<i64>) {
+        let f = |p: usize| fs[p];
+        let i = |p: usize| is[p];
         if s.dtype().is_float() {
             let xs: Vec<f64> = g.iter().map(|&p| f(p)).collect();
             let v = match op {
@@ -1105,8 +1120,9 @@ mod tests {
         assert_eq!(got.dtype(), reduce_dtype(op, s.dtype()));
         assert_eq!(got.len(), g.len());
         let (gf, gi) = (vals::<f64>(&got), vals::<i64>(&got));
+        let all = (vals::<f64>(s), vals::<i64>(s));
         for (k, grp) in g.iter().enumerate() {
-            match reference(s, grp, op) {
+            match reference(s, (&all.0, &all.1), grp, op) {
                 (Some(want), _) => assert!(
                     close(gf[k], want, 1e-5),
                     "{op:?} {:?} {l:?} dims {dims:?} out {k}: got {} want {want}",
@@ -1249,7 +1265,7 @@ mod tests {
     fn large_strided_reductions_match_reference() {
         // Above the parallel threshold, so every split strategy runs.
         let mut r = Rng(7);
-        let (a, b, c) = (37, 41, 53);
+        let (a, b, c) = (61, 67, 71);
         let data: Vec<f64> = (0..a * b * c)
             .map(|_| r.below(1000) as f64 / 7.0 - 70.0)
             .collect();
@@ -1266,8 +1282,12 @@ mod tests {
             Layout::contiguous(&[a * b, c]),
             Layout::contiguous(&[a * b, c]).transpose(0, 1),
             Layout::contiguous(&[a * b * c]),
+            // A short reduced outer dim with a long kept one (private accumulators too big).
+            Layout::contiguous(&[4, a * b * c / 4]),
+            Layout::contiguous(&[a * b * c / 4, 4]),
         ];
         for s in &stores {
+            let all = vals::<f64>(s);
             for l in &layouts {
                 let nd = l.ndim();
                 for bits in 0..(1usize << nd) {
@@ -1280,20 +1300,45 @@ mod tests {
                     let mut mask = vec![false; nd];
                     mask[dim] = true;
                     let mins = s.reduce(l, &[dim], ReduceOp::Min);
-                    assert_eq!(vals::<f64>(&v), vals::<f64>(&mins));
+                    let v = vals::<f64>(&v);
+                    assert_eq!(v, vals::<f64>(&mins));
                     let g = groups(l, &mask);
                     for (k, &ix) in vals::<i64>(&i).iter().enumerate() {
-                        let p = g[k][ix as usize];
-                        let x = s.to_vec::<f64>(&Layout::new(&[1], &[1], p))[0];
-                        assert_eq!(x, vals::<f64>(&v)[k]);
-                        let first = g[k]
-                            .iter()
-                            .position(|&q| s.to_vec::<f64>(&Layout::new(&[1], &[1], q))[0] == x);
+                        let x = all[g[k][ix as usize]];
+                        assert_eq!(x, v[k]);
+                        let first = g[k].iter().position(|&q| all[q] == x);
                         assert_eq!(first, Some(ix as usize));
                     }
                 }
             }
         }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_thread_count() {
+        let mut r = Rng(11);
+        let v: Vec<f32> = (0..1 << 20)
+            .map(|_| r.below(10_000) as f32 * 1e-3 - 5.0)
+            .collect();
+        let s = f32s(&v);
+        let cases = [(vec![1 << 20], vec![]), (vec![1 << 10, 1 << 10], vec![0])];
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                cases
+                    .iter()
+                    .map(|(shape, dims)| {
+                        let l = Layout::contiguous(shape);
+                        let sum = vals::<f32>(&s.reduce(&l, dims, ReduceOp::Sum));
+                        (sum, vals::<f32>(&s.var(&l, dims, 1.0)))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(run(1), run(3));
     }
 
     #[test]
