@@ -15,6 +15,10 @@ pub fn map<A: Copy + Sync, U: PoolElement>(
     f: impl Fn(A) -> U + Sync,
 ) -> Buffer<U> {
     let mut out = Buffer::<U>::uninit(layout.numel());
+    // An empty view may carry an offset past its storage's end: nothing to read.
+    if out.is_empty() {
+        return out;
+    }
     if let Some((s, e)) = layout.contiguous_range() {
         let src = &src[s..e];
         for_each_chunk_mut(&mut out, ELEMENTWISE_GRAIN, |start, chunk| {
@@ -53,6 +57,9 @@ pub fn zip<A: Copy + Sync, B: Copy + Sync, U: PoolElement>(
     f: impl Fn(A, B) -> U + Sync,
 ) -> Buffer<U> {
     let mut out = Buffer::<U>::uninit(la.numel());
+    if out.is_empty() {
+        return out;
+    }
     if let (Some((sa, ea)), Some((sb, eb))) = (la.contiguous_range(), lb.contiguous_range()) {
         let (a, b) = (&a[sa..ea], &b[sb..eb]);
         for_each_chunk_mut(&mut out, ELEMENTWISE_GRAIN, |start, chunk| {
@@ -168,4 +175,18 @@ pub fn zip3<C: Copy + Sync, A: Copy + Sync, B: Copy + Sync, U: PoolElement>(
         });
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_view_past_the_end_reads_nothing() {
+        // `x[:, 2:2]` of a [1, 2] tensor: offset 2 over 2 elements, no element selected.
+        let l = Layout::contiguous(&[1, 2]).slice(1, 2, 2, 1);
+        let src = [1.0f32, 2.0];
+        assert_eq!(map(&src, &l, |x| x).len(), 0);
+        assert_eq!(zip(&src, &l, &src, &l, |x, y| x + y).len(), 0);
+    }
 }
