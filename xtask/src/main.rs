@@ -1,4 +1,42 @@
 //! `cargo xtask <task>`: the project's tasks.
+//!
+//! - `train-mnist`: trains the MLP 784-128-64-10 on `datasets/mnist` (see `--help`).
+//! - `bench-mnist`: times one training epoch and the test pass in-process.
+//! - `bench`: runs the crates' benchmarks, beside PyTorch's figures measured in the same session
+//!   when a PyTorch environment is available.
+
+mod bench;
+mod plot;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Ember's project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Train the MNIST MLP (784-128-64-10, ReLU, CrossEntropy) and report test accuracy.
+    TrainMnist(train::TrainArgs),
+    /// Time one epoch of the default MNIST training and the test pass (after a warm-up epoch).
+    BenchMnist(bench::BenchMnistArgs),
+    /// Run the crates' benchmarks beside PyTorch's figures (same session when PyTorch is set up).
+    Bench(bench::BenchArgs),
+}
+
 fn main() {
-    eprintln!("xtask: no tasks yet");
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::TrainMnist(args) => train::run(args).map(|_| ()),
+        Task::BenchMnist(args) => bench::bench_mnist(args),
+        Task::Bench(args) => bench::bench(args),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }

@@ -345,6 +345,32 @@ fn vector_str(
     format!("[{}]", lines.join(&sep))
 }
 
+impl std::fmt::Display for crate::tensor::Tensor {
+    /// Prints like PyTorch's `repr`: `tensor([[1., 2.]], grad_fn=<MulBackward0>)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let values = match self.dtype() {
+            DType::F32 | DType::F64 => FormatData::Float(self.to_vec::<f64>()),
+            DType::U8 | DType::I64 => FormatData::Int(self.to_vec::<i64>()),
+            DType::Bool => FormatData::Bool(self.to_vec::<bool>()),
+        };
+        let mut suffixes = Vec::new();
+        if self.device() != ember_kernels::Device::Cpu {
+            suffixes.push(format!("device='{}'", self.device()));
+        }
+        if let Some(name) = self.grad_fn_name() {
+            suffixes.push(format!("grad_fn=<{name}>"));
+        } else if self.requires_grad() {
+            suffixes.push("requires_grad=True".to_string());
+        }
+        f.write_str(&format_tensor(
+            &values,
+            self.shape(),
+            self.dtype(),
+            &suffixes,
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -578,31 +604,5 @@ mod tests {
         let s = i(&(0..1000).collect::<Vec<_>>(), &[1000]);
         assert!(!s.contains("..."));
         assert!(s.ends_with("999])"));
-    }
-}
-
-impl std::fmt::Display for crate::tensor::Tensor {
-    /// Prints like PyTorch's `repr`: `tensor([[1., 2.]], grad_fn=<MulBackward0>)`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let values = match self.dtype() {
-            DType::F32 | DType::F64 => FormatData::Float(self.to_vec::<f64>()),
-            DType::U8 | DType::I64 => FormatData::Int(self.to_vec::<i64>()),
-            DType::Bool => FormatData::Bool(self.to_vec::<bool>()),
-        };
-        let mut suffixes = Vec::new();
-        if self.device() != ember_kernels::Device::Cpu {
-            suffixes.push(format!("device='{}'", self.device()));
-        }
-        if let Some(name) = self.grad_fn_name() {
-            suffixes.push(format!("grad_fn=<{name}>"));
-        } else if self.requires_grad() {
-            suffixes.push("requires_grad=True".to_string());
-        }
-        f.write_str(&format_tensor(
-            &values,
-            self.shape(),
-            self.dtype(),
-            &suffixes,
-        ))
     }
 }

@@ -41,8 +41,8 @@ fn run(roots: &[(Tensor, Tensor)], retain_graph: bool, create_graph: bool, sink:
         match t.grad_fn() {
             Some(n) => {
                 accumulate(grads.entry(key(&n)).or_default(), g.clone());
-                if !deps.contains_key(&key(&n)) {
-                    deps.insert(key(&n), 0);
+                if let std::collections::hash_map::Entry::Vacant(e) = deps.entry(key(&n)) {
+                    e.insert(0);
                     stack.push(n.clone());
                 }
             }

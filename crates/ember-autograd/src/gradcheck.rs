@@ -63,3 +63,25 @@ pub fn gradcheck(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::custom_op;
+    use smallvec::smallvec;
+
+    #[test]
+    fn catches_a_wrong_backward() {
+        let x = Tensor::from_slice(&[0.5f64, 1.5], [2]).requires_grad_(true);
+        // d/dx of x^2 claimed to be x (should be 2x): gradcheck must reject it.
+        let bad = |v: &[Tensor]| {
+            let x = v[0].clone();
+            let xs = x.detach();
+            custom_op(x.detach().square(), "BadSquare", &[&x], move |g| {
+                smallvec![Some(g * &xs)]
+            })
+        };
+        assert!(gradcheck(bad, std::slice::from_ref(&x), 1e-6, 1e-6, 1e-4).is_err());
+        assert!(gradcheck(|v| v[0].square(), &[x], 1e-6, 1e-6, 1e-4).is_ok());
+    }
+}

@@ -63,11 +63,12 @@ pub struct Tensor(pub(crate) Arc<TensorImpl>);
 
 impl Tensor {
     /// A tensor over `storage` viewed through `layout` (no autograd state).
-    pub(crate) fn from_parts(storage: Arc<StorageCell>, layout: Layout) -> Tensor {
-        let (dtype, device) = {
-            let s = storage.data.read().unwrap();
-            (s.dtype(), s.device())
-        };
+    fn from_parts(
+        storage: Arc<StorageCell>,
+        layout: Layout,
+        dtype: DType,
+        device: Device,
+    ) -> Tensor {
         Tensor(Arc::new(TensorImpl {
             storage,
             layout,
@@ -86,20 +87,18 @@ impl Tensor {
             ember_kernels::shape::numel(shape),
             "from_storage: storage length does not match shape {shape:?}"
         );
-        Tensor::from_parts(StorageCell::new(storage), Layout::contiguous(shape))
+        let (dtype, device) = (storage.dtype(), storage.device());
+        Tensor::from_parts(
+            StorageCell::new(storage),
+            Layout::contiguous(shape),
+            dtype,
+            device,
+        )
     }
 
     /// A view of the same storage with another layout (no autograd recording; see `ops::view`).
     pub(crate) fn with_layout(&self, layout: Layout) -> Tensor {
-        Tensor(Arc::new(TensorImpl {
-            storage: self.0.storage.clone(),
-            layout,
-            dtype: self.0.dtype,
-            device: self.0.device,
-            requires_grad: AtomicBool::new(false),
-            grad_fn: Mutex::new(None),
-            grad: Mutex::new(None),
-        }))
+        Tensor::from_parts(self.0.storage.clone(), layout, self.0.dtype, self.0.device)
     }
 
     /// A tensor holding a copy of `data` with the given shape; the dtype follows `T`

@@ -30,10 +30,10 @@ fn broadcast_backward_and_accumulate() {
 fn second_derivative() {
     let x = Tensor::from_slice(&[2.0f64], [1]).requires_grad_(true);
     let y = x.pow(3.0);
-    let dy = autograd::grad(&[y.sum()], &[x.clone()], None, false, true);
+    let dy = autograd::grad(&[y.sum()], std::slice::from_ref(&x), None, false, true);
     let d2 = autograd::grad(
         &[dy[0].clone().unwrap().sum()],
-        &[x.clone()],
+        std::slice::from_ref(&x),
         None,
         false,
         false,

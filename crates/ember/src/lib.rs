@@ -48,3 +48,8 @@ pub mod cuda {
         0
     }
 }
+
+/// The README's example, compiled and run as a doctest so it cannot rot.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

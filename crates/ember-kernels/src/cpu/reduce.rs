@@ -13,7 +13,7 @@ use super::buffer::{Buffer, PoolElement};
 use super::map::map;
 use super::num::Num;
 use super::par::n_chunks;
-use super::softmax::{exp_f32, max_nan, min_nan, multiversion};
+use super::softmax::{exp_f32, multiversion, Pick};
 use super::{CpuElement, CpuStorage};
 use crate::dtype::{DType, Element};
 use crate::layout::Layout;
@@ -166,6 +166,41 @@ pub(crate) fn lanes_fold<A: Copy, X: Copy>(
         }
     }
     g(lanes[0], tail)
+}
+
+/// The largest (`MAX`) or smallest element of `xs`, NaN if any is NaN (`init` when empty).
+/// Values and NaN flags are kept in separate lanes: a plain compare-select per lane vectorises
+/// well, while a NaN-aware select per lane does not.
+#[inline(always)]
+pub(crate) fn extreme_slice<T: Num, const MAX: bool>(xs: &[T]) -> T {
+    let init = if MAX { T::LOWEST } else { T::HIGHEST };
+    let pick = |a: T, x: T| {
+        let better = if MAX { x > a } else { x < a };
+        if better {
+            x
+        } else {
+            a
+        }
+    };
+    let mut m = [init; L];
+    let mut nan = [false; L];
+    let mut it = xs.chunks_exact(L);
+    for c in &mut it {
+        let c: &[T; L] = c.try_into().unwrap();
+        for j in 0..L {
+            m[j] = pick(m[j], c[j]);
+            nan[j] |= T::is_nan(c[j]);
+        }
+    }
+    let best = m.iter().fold(init, |a, &b| pick(a, b));
+    let any_nan = nan.iter().fold(false, |a, &b| a | b);
+    let tail = it.remainder();
+    let best = tail.iter().fold(best, |a, &b| pick(a, b));
+    if any_nan | tail.iter().any(|&x| T::is_nan(x)) {
+        T::from_f64(f64::NAN)
+    } else {
+        best
+    }
 }
 
 /// `Σ f(x)` of f32 values with an f64 result: 16 lanes each add 8 values as a depth-3 tree in
@@ -347,7 +382,7 @@ impl<T: Element> Reducer for ProdInt<T> {
 
 /// Largest (`MAX`) or smallest value, NaN propagating.
 struct Extreme<T, const MAX: bool>(PhantomData<T>);
-impl<T: Num, const MAX: bool> Reducer for Extreme<T, MAX> {
+impl<T: Pick, const MAX: bool> Reducer for Extreme<T, MAX> {
     type In = T;
     type Acc = T;
     type Ctx = ();
@@ -365,18 +400,14 @@ impl<T: Num, const MAX: bool> Reducer for Extreme<T, MAX> {
     #[inline(always)]
     fn combine(&self, a: T, b: T) -> T {
         if MAX {
-            max_nan(a, b)
+            T::pmax(a, b)
         } else {
-            min_nan(a, b)
+            T::pmin(a, b)
         }
     }
     #[inline(always)]
     fn slice<const F: bool>(&self, xs: &[T], _: ()) -> T {
-        if MAX {
-            lanes_fold(xs, T::LOWEST, max_nan, max_nan)
-        } else {
-            lanes_fold(xs, T::HIGHEST, min_nan, min_nan)
-        }
+        extreme_slice::<T, MAX>(xs)
     }
 }
 
@@ -469,6 +500,38 @@ impl Reducer for ExpShiftF64 {
     }
 }
 
+/// One run of the innermost dim `inner` at input position `pi`, output position `po`. (A
+/// function, not a closure: closures are compiled without the caller's AVX2 features when
+/// they are not inlined.)
+#[inline(always)]
+fn run<R: Reducer, const F: bool>(
+    r: &R,
+    x: &[R::In],
+    inner: PDim,
+    (pi, po): (usize, usize),
+    acc: &mut [R::Acc],
+    ctx: &[R::Ctx],
+) {
+    let (n, si, so) = (inner.n, inner.si, inner.so);
+    if so == 0 {
+        // Short runs skip the lane machinery of `slice`, which costs more than it saves.
+        let v = if si == 1 && n >= 2 * L {
+            r.slice::<F>(&x[pi..pi + n], ctx[po])
+        } else {
+            let c = ctx[po];
+            (0..n).fold(r.init(), |a, k| r.step::<F>(a, x[pi + k * si], c))
+        };
+        acc[po] = r.combine(acc[po], v);
+    } else if si == 1 && so == 1 {
+        r.rows::<F>(&mut acc[po..po + n], &x[pi..pi + n], &ctx[po..po + n]);
+    } else {
+        for k in 0..n {
+            let o = po + k * so;
+            acc[o] = r.step::<F>(acc[o], x[pi + k * si], ctx[o]);
+        }
+    }
+}
+
 /// Runs `r` over the input dims `dims` starting at `off` into `acc` (positions relative to the
 /// start of `acc`), on the calling thread.
 #[inline(always)]
@@ -484,39 +547,28 @@ fn serial_impl<R: Reducer, const F: bool>(
         acc[0] = r.step::<F>(acc[0], x[off], ctx[0]);
         return;
     };
-    let mut idx: SmallVec<[usize; 6]> = SmallVec::from_elem(0, outer.len());
+    // The next dim out is a plain loop; an odometer walks the rest.
+    let Some((&mid, rest)) = outer.split_last() else {
+        run::<R, F>(r, x, inner, (off, 0), acc, ctx);
+        return;
+    };
+    let mut idx: SmallVec<[usize; 6]> = SmallVec::from_elem(0, rest.len());
     let (mut pi, mut po) = (off, 0usize);
-    let runs: usize = outer.iter().map(|d| d.n).product();
-    let (n, si, so) = (inner.n, inner.si, inner.so);
-    for _ in 0..runs {
-        if so == 0 {
-            let v = if si == 1 {
-                r.slice::<F>(&x[pi..pi + n], ctx[po])
-            } else {
-                let c = ctx[po];
-                (0..n).fold(r.init(), |a, k| r.step::<F>(a, x[pi + k * si], c))
-            };
-            acc[po] = r.combine(acc[po], v);
-        } else if si == 1 && so == 1 {
-            r.rows::<F>(&mut acc[po..po + n], &x[pi..pi + n], &ctx[po..po + n]);
-        } else {
-            for k in 0..n {
-                let o = po + k * so;
-                acc[o] = r.step::<F>(acc[o], x[pi + k * si], ctx[o]);
-            }
+    for _ in 0..rest.iter().map(|d| d.n).product::<usize>() {
+        for k in 0..mid.n {
+            run::<R, F>(r, x, inner, (pi + k * mid.si, po + k * mid.so), acc, ctx);
         }
-        // Advance the odometer over the outer dims.
-        let mut d = outer.len();
+        let mut d = rest.len();
         while d > 0 {
             d -= 1;
             idx[d] += 1;
-            pi += outer[d].si;
-            po += outer[d].so;
-            if idx[d] < outer[d].n {
+            pi += rest[d].si;
+            po += rest[d].so;
+            if idx[d] < rest[d].n {
                 break;
             }
-            pi -= outer[d].n * outer[d].si;
-            po -= outer[d].n * outer[d].so;
+            pi -= rest[d].n * rest[d].si;
+            po -= rest[d].n * rest[d].so;
             idx[d] = 0;
         }
     }
@@ -629,7 +681,7 @@ impl CpuStorage {
         }
         let plan = Plan::new(layout, &mask);
         let u = units(plan.m);
-        fn extreme<T: CpuElement>(x: &[T], plan: &Plan, u: &[()], max: bool) -> CpuStorage {
+        fn extreme<T: CpuElement + Pick>(x: &[T], plan: &Plan, u: &[()], max: bool) -> CpuStorage {
             T::wrap(if max {
                 drive(&Extreme::<T, true>(PhantomData), x, plan, u)
             } else {
@@ -669,9 +721,11 @@ impl CpuStorage {
             ArgReduceOp::Max => "argmax",
             ArgReduceOp::Min => "argmin",
         };
-        let max = op == ArgReduceOp::Max;
         crate::cpu_dispatch!(self, x => {
-            let (v, i) = arg_reduce(x, layout, dim, max, name);
+            let (v, i) = match op {
+                ArgReduceOp::Max => arg_reduce::<_, true>(x, layout, dim, name),
+                ArgReduceOp::Min => arg_reduce::<_, false>(x, layout, dim, name),
+            };
             (CpuElement::wrap(v), CpuStorage::I64(i))
         })
     }
@@ -730,6 +784,9 @@ impl CpuStorage {
                 }
                 CpuStorage::F64(sums)
             }
+            // An empty view may carry an offset past its storage: do not cast it.
+            _ if layout.numel() == 0 => CpuStorage::F32(Buffer::uninit(0))
+                .logsumexp(&Layout::contiguous(layout.shape()), dims),
             other => other
                 .cast(layout, DType::F32)
                 .logsumexp(&Layout::contiguous(layout.shape()), dims),
@@ -737,12 +794,11 @@ impl CpuStorage {
     }
 }
 
-/// Argmax/argmin along `dim`: `(values, indices)`.
-fn arg_reduce<T: CpuElement>(
+/// Argmax (`MAX`) or argmin along `dim`: `(values, indices)`.
+fn arg_reduce<T: CpuElement + Pick, const MAX: bool>(
     x: &[T],
     layout: &Layout,
     dim: usize,
-    max: bool,
     op: &str,
 ) -> (Buffer<T>, Buffer<i64>) {
     let shape = layout.shape();
@@ -773,6 +829,7 @@ fn arg_reduce<T: CpuElement>(
     if m == 0 {
         return (vals, idxs);
     }
+    // (m > 0 and n > 0 here, so the view is not empty and its range lies inside `x`.)
     let owned;
     let x: &[T] = match layout.contiguous_range() {
         Some((s, e)) => &x[s..e],
@@ -782,19 +839,14 @@ fn arg_reduce<T: CpuElement>(
         }
     };
     // `better(x, best)`: x replaces the current best (strictly more extreme, or the first NaN).
-    let better =
-        move |v: T, b: T| (if max { v > b } else { v < b }) || (T::is_nan(v) && !T::is_nan(b));
+    let better = |v: T, b: T| (if MAX { v > b } else { v < b }) | (T::is_nan(v) & !T::is_nan(b));
     // Output positions p0..p1: runs of one outer block, scanned row by row along `dim`.
     let work = |p0: usize, vs: &mut [T], is: &mut [i64]| {
         if inner == 1 {
             for (k, (v, i)) in vs.iter_mut().zip(is.iter_mut()).enumerate() {
                 let row = &x[(p0 + k) * n..(p0 + k + 1) * n];
                 // Vectorised extreme first, then the first position holding it.
-                let e = if max {
-                    lanes_fold(row, T::LOWEST, max_nan, max_nan)
-                } else {
-                    lanes_fold(row, T::HIGHEST, min_nan, min_nan)
-                };
+                let e = extreme_slice::<T, MAX>(row);
                 let at = if T::is_nan(e) {
                     row.iter().position(|&y| T::is_nan(y))
                 } else {
@@ -818,11 +870,12 @@ fn arg_reduce<T: CpuElement>(
             bi.fill(0);
             for j in 1..n {
                 let row = &x[base + j * inner + c0..base + j * inner + c1];
+                // Branch-free updates (arithmetic index blend, `Pick` for the value) so the
+                // loop vectorises without masked stores.
                 for ((b, i), &v) in bv.iter_mut().zip(bi.iter_mut()).zip(row) {
-                    if better(v, *b) {
-                        *b = v;
-                        *i = j as i64;
-                    }
+                    let take = better(v, *b) as i64;
+                    *i += (j as i64 - *i) * take;
+                    *b = if MAX { T::pmax(*b, v) } else { T::pmin(*b, v) };
                 }
             }
             p += c1 - c0;
@@ -934,6 +987,33 @@ pub(crate) mod test_util {
         g
     }
 
+    /// Process CPU time in seconds (user + system), from /proc: with other jobs on the machine,
+    /// wall-clock timings of a 2 ms kernel are unreliable.
+    pub(crate) fn cpu_seconds() -> f64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let rest = stat.rsplit(')').next().unwrap_or("");
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0.0))
+            .collect();
+        (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+    }
+
+    /// Best wall time and mean CPU time per call of `f`, in ms.
+    pub(crate) fn time_ms(mut f: impl FnMut()) -> (f64, f64) {
+        use std::time::Instant;
+        f();
+        let (mut best, mut iters) = (f64::INFINITY, 0);
+        let (t0, c0) = (Instant::now(), cpu_seconds());
+        while t0.elapsed().as_secs_f64() < 1.0 {
+            let t = Instant::now();
+            f();
+            best = best.min(t.elapsed().as_secs_f64());
+            iters += 1;
+        }
+        (best * 1e3, (cpu_seconds() - c0) * 1e3 / iters as f64)
+    }
+
     /// Equal as floats, NaN equal to NaN, within `tol` relative (plus `tol` absolute).
     pub(crate) fn close(a: f64, b: f64, tol: f64) -> bool {
         (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= tol * (1.0 + b.abs())
@@ -942,7 +1022,7 @@ pub(crate) mod test_util {
 
 #[cfg(test)]
 mod tests {
-    use super::test_util::{close, groups, random_dims, random_layout, Rng};
+    use super::test_util::{close, groups, random_dims, random_layout, time_ms, Rng};
     use super::*;
     use crate::reduce::reduce_dtype;
     use proptest::prelude::*;
@@ -1380,88 +1460,101 @@ mod tests {
     #[test]
     #[ignore]
     fn time_sums() {
-        use std::time::Instant;
         let n = 1 << 24;
         let s = CpuStorage::from_vec((0..n).map(|i| (i % 97) as f32 * 0.01).collect::<Vec<_>>());
-        let bench = |name: &str, l: &Layout, dims: &[usize]| {
-            let mut best = f64::INFINITY;
-            for _ in 0..20 {
-                let t = Instant::now();
-                std::hint::black_box(s.reduce(l, dims, ReduceOp::Sum));
-                best = best.min(t.elapsed().as_secs_f64());
-            }
+        let bench = |name: &str, l: &Layout, dims: &[usize], op: ReduceOp| {
+            let (wall, cpu) = time_ms(|| {
+                std::hint::black_box(s.reduce(l, dims, op));
+            });
             eprintln!(
-                "{name}: {:.3} ms ({:.1} GB/s)",
-                best * 1e3,
-                n as f64 * 4.0 / best / 1e9
+                "{name}: best {wall:.3} ms wall ({:.1} GB/s), {cpu:.3} ms cpu/call",
+                n as f64 * 4.0 / wall / 1e6
             );
         };
         {
-            // In-cache throughput (compute bound): 128 KiB slices, one thread.
-            let l = Layout::contiguous(&[16384]);
-            let t = Instant::now();
-            for _ in 0..2000 {
-                std::hint::black_box(s.reduce(&l, &[], ReduceOp::Sum));
-            }
-            let dt = t.elapsed().as_secs_f64() / 2000.0;
-            eprintln!(
-                "sum 16K f32 in cache: {:.2} us ({:.1} GB/s)",
-                dt * 1e6,
-                16384.0 * 4.0 / dt / 1e9
+            // In-cache throughput of each loop shape (one thread, 16K f32 = 64 KiB).
+            let cached = |name: &str, l: Layout, dims: &[usize], op: ReduceOp| {
+                let (wall, _) = time_ms(|| {
+                    for _ in 0..100 {
+                        std::hint::black_box(s.reduce(&l, dims, op));
+                    }
+                });
+                eprintln!(
+                    "{name} in cache: {:.3} ns/elem",
+                    wall * 1e6 / (100.0 * 16384.0)
+                );
+            };
+            cached(
+                "sum [16384] all",
+                Layout::contiguous(&[16384]),
+                &[],
+                ReduceOp::Sum,
             );
-            let x = &s.as_slice::<f32>()[..16384];
-            let t = Instant::now();
-            for _ in 0..2000 {
-                std::hint::black_box(tree_sum_f32(std::hint::black_box(x), |v| v));
-            }
-            let dt = t.elapsed().as_secs_f64() / 2000.0;
-            eprintln!(
-                "tree_sum_f32 16K baseline: {:.2} us ({:.1} GB/s)",
-                dt * 1e6,
-                16384.0 * 4.0 / dt / 1e9
+            cached(
+                "sum [64,256] dim 1",
+                Layout::contiguous(&[64, 256]),
+                &[1],
+                ReduceOp::Sum,
             );
-            let dims = [PDim {
-                n: 16384,
-                si: 1,
-                so: 0,
-            }];
-            let mut acc = [0f64];
-            let t = Instant::now();
-            for _ in 0..2000 {
-                serial(&SumF32, std::hint::black_box(x), &dims, 0, &mut acc, &[()]);
-            }
-            let dt = t.elapsed().as_secs_f64() / 2000.0;
-            eprintln!(
-                "serial 16K: {:.2} us ({:.1} GB/s) {}",
-                dt * 1e6,
-                16384.0 * 4.0 / dt / 1e9,
-                acc[0]
+            cached(
+                "sum [64,256] dim 0",
+                Layout::contiguous(&[64, 256]),
+                &[0],
+                ReduceOp::Sum,
+            );
+            cached(
+                "max [16384] all",
+                Layout::contiguous(&[16384]),
+                &[],
+                ReduceOp::Max,
+            );
+            cached(
+                "max [64,256] dim 0",
+                Layout::contiguous(&[64, 256]),
+                &[0],
+                ReduceOp::Max,
+            );
+            cached(
+                "sum [4096,4] dim 1",
+                Layout::contiguous(&[4096, 4]),
+                &[1],
+                ReduceOp::Sum,
+            );
+            cached(
+                "sum [4096,4] dim 0",
+                Layout::contiguous(&[4096, 4]),
+                &[0],
+                ReduceOp::Sum,
+            );
+            cached(
+                "sum [128,128]^T dim 1",
+                Layout::contiguous(&[128, 128]).transpose(0, 1),
+                &[1],
+                ReduceOp::Sum,
             );
         }
-        bench("sum all 16M f32", &Layout::contiguous(&[n]), &[]);
+        let c = |shape: &[usize]| Layout::contiguous(shape);
+        bench("sum all 16M f32", &c(&[n]), &[], ReduceOp::Sum);
         bench(
             "sum [4096,4096] dim 1",
-            &Layout::contiguous(&[4096, 4096]),
+            &c(&[4096, 4096]),
             &[1],
+            ReduceOp::Sum,
         );
         bench(
             "sum [16384,1024] dim 0",
-            &Layout::contiguous(&[16384, 1024]),
+            &c(&[16384, 1024]),
             &[0],
+            ReduceOp::Sum,
         );
+        let t = c(&[4096, 4096]).transpose(0, 1);
+        bench("sum [4096,4096]^T dim 0", &t, &[0], ReduceOp::Sum);
+        bench("max all 16M f32", &c(&[n]), &[], ReduceOp::Max);
         bench(
-            "sum [4096,4096]^T dim 0",
-            &Layout::contiguous(&[4096, 4096]).transpose(0, 1),
+            "max [16384,1024] dim 0",
+            &c(&[16384, 1024]),
             &[0],
+            ReduceOp::Max,
         );
-        {
-            let l = Layout::contiguous(&[n]);
-            let t = Instant::now();
-            std::hint::black_box(s.reduce(&l, &[], ReduceOp::Max));
-            eprintln!(
-                "max all 16M f32 (one run): {:.3} ms",
-                t.elapsed().as_secs_f64() * 1e3
-            );
-        }
     }
 }

@@ -1,0 +1,209 @@
+//! `cargo xtask bench-mnist` and `cargo xtask bench`.
+
+use crate::train::{evaluate, mlp, MEAN, STD};
+use anyhow::{bail, Context, Result};
+use ember::data::{DataLoader, Mnist};
+use ember::nn::{self, Module};
+use ember::optim::SGD;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// Options of `bench-mnist`.
+#[derive(clap::Args, Debug)]
+pub struct BenchMnistArgs {
+    /// Folder with the four MNIST files.
+    #[arg(long, default_value = "datasets/mnist")]
+    data: PathBuf,
+    /// Write one JSON object with the figures to this file.
+    #[arg(long)]
+    metrics: Option<PathBuf>,
+    /// `cpu` (the only device so far).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// PyTorch's seconds per epoch measured in this session, to print the ratio (otherwise read
+    /// from EMBER_TORCH_JSON's `/train/median_epoch_s`, else the documented baseline).
+    #[arg(long)]
+    torch_epoch_s: Option<f64>,
+}
+
+/// Peak resident set size of this process in bytes (VmHWM), 0 where unknown.
+pub fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn torch_figure(pointer: &str) -> Option<f64> {
+    let path = std::env::var("EMBER_TORCH_JSON").ok()?;
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    v.pointer(pointer)?.as_f64()
+}
+
+/// One epoch of the default training (batch 64, shuffled, through DataLoader) and the test pass,
+/// timed in-process after a warm-up epoch.
+pub fn bench_mnist(args: BenchMnistArgs) -> Result<()> {
+    if args.device != "cpu" {
+        bail!(
+            "bench-mnist --device {}: only cpu is available in this build",
+            args.device
+        );
+    }
+    let train = Mnist::train(&args.data)?.normalize(MEAN, STD);
+    let test = Mnist::test(&args.data)?.normalize(MEAN, STD);
+    let loader = DataLoader::new(train, 64).shuffle(true).seed(0);
+    let test_loader = DataLoader::new(test, 1000);
+    ember::manual_seed(0);
+    let model = mlp();
+    let mut opt = SGD::new(model.parameters(), 0.01).momentum(0.9);
+    let criterion = nn::CrossEntropyLoss::new();
+    let mut epoch = || {
+        let start = Instant::now();
+        let mut n = 0;
+        for (images, labels) in &loader {
+            opt.zero_grad();
+            let loss =
+                criterion.forward(&model.forward(&images.view([images.size(0), -1])), &labels);
+            loss.backward();
+            opt.step();
+            loss.item();
+            n += labels.numel();
+        }
+        (start.elapsed().as_secs_f64(), n)
+    };
+    epoch(); // warm-up: first-touch allocations, buffer pools, optimizer state
+    let (secs, n) = epoch();
+    let t = Instant::now();
+    let (_, acc) = evaluate(&model, &test_loader);
+    let test_secs = t.elapsed().as_secs_f64();
+    let rss = peak_rss_bytes();
+    let torch = args
+        .torch_epoch_s
+        .or_else(|| torch_figure("/train/median_epoch_s"));
+    println!(
+        "MNIST MLP 784-128-64-10, SGD(0.01, momentum 0.9), batch 64, {} rayon threads",
+        rayon::current_num_threads()
+    );
+    println!(
+        "epoch (60,000 samples, shuffled DataLoader): {secs:.3} s, {:.0} samples/s",
+        n as f64 / secs
+    );
+    println!(
+        "test pass (10,000 samples): {test_secs:.3} s, test accuracy {:.2}% after 2 epochs",
+        acc * 100.0
+    );
+    println!(
+        "peak RSS: {:.1} MiB (target <= 150 MiB)",
+        rss as f64 / (1 << 20) as f64
+    );
+    match torch {
+        Some(t) => println!("PyTorch epoch (same session): {t:.3} s -> Ember takes {:.2}x PyTorch's time (target <= 0.50x)", secs / t),
+        None => println!("PyTorch epoch (documented baseline 1.11-1.19 s): Ember takes {:.2}x (target <= 0.50x; run `cargo xtask bench` for a same-session ratio)", secs / 1.15),
+    }
+    if let Some(p) = &args.metrics {
+        let json = serde_json::json!({
+            "epoch_seconds": secs,
+            "samples_per_second": n as f64 / secs,
+            "test_accuracy": acc,
+            "peak_rss_bytes": rss,
+        });
+        ember::io::atomic_write(p, format!("{json}\n").as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Options of `bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Python with torch installed (default: ~/torchref/bin/python when it exists).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// PyTorch's reference script (default: ../shared/bench/pytorch_reference.py).
+    #[arg(long, default_value = "../shared/bench/pytorch_reference.py")]
+    script: PathBuf,
+    /// Skip PyTorch and compare with the documented baseline figures.
+    #[arg(long)]
+    no_torch: bool,
+    /// Only these benchmark groups (gemm, bandwidth, ops, autograd, optim, mnist).
+    groups: Vec<String>,
+}
+
+fn default_python() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME")?;
+    let p = Path::new(&home).join("torchref/bin/python");
+    p.exists().then_some(p)
+}
+
+/// Runs PyTorch's reference script (when available), then each crate's benchmark with the
+/// PyTorch figures in `EMBER_TORCH_JSON`, so every ratio printed is same-session.
+pub fn bench(args: BenchArgs) -> Result<()> {
+    let want = |g: &str| args.groups.is_empty() || args.groups.iter().any(|x| x == g);
+    let json = PathBuf::from("target/pytorch_reference.json");
+    let python = args.python.clone().or_else(default_python);
+    let mut env_json = None;
+    if !args.no_torch {
+        match (&python, args.script.exists()) {
+            (Some(py), true) => {
+                let mut only: Vec<&str> = ["gemm", "bandwidth", "ops", "optim"].into_iter().filter(|g| want(g) || (*g == "ops" && want("autograd"))).collect();
+                if want("mnist") {
+                    only.push("train");
+                }
+                println!("== PyTorch reference ({}): --only {}", py.display(), only.join(","));
+                std::fs::create_dir_all("target")?;
+                let status = Command::new(py)
+                    .arg(&args.script)
+                    .args(["--only", &only.join(","), "--json"])
+                    .arg(&json)
+                    .args(["--mnist", "datasets/mnist", "--quick"])
+                    .status()
+                    .context("running PyTorch's reference script")?;
+                if status.success() {
+                    env_json = Some(json.canonicalize()?);
+                } else {
+                    println!("PyTorch reference failed; comparing with the documented baseline");
+                }
+            }
+            _ => println!("no PyTorch environment found (see docs/benchmarks.md); comparing with the documented baseline"),
+        }
+    }
+    let mut benches: Vec<(&str, &str, &str)> = Vec::new();
+    if want("gemm") || want("bandwidth") || want("ops") {
+        benches.push(("ember-kernels", "kernels", ""));
+    }
+    if want("autograd") || want("ops") {
+        benches.push(("ember-autograd", "autograd", ""));
+    }
+    if want("optim") {
+        benches.push(("ember-optim", "optim", ""));
+    }
+    for (pkg, name, _) in benches {
+        println!("== cargo bench -p {pkg} --bench {name}");
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["bench", "-q", "-p", pkg, "--bench", name, "--"])
+            .args(&args.groups);
+        if let Some(j) = &env_json {
+            cmd.env("EMBER_TORCH_JSON", j);
+        }
+        if !cmd.status()?.success() {
+            bail!("benchmark {pkg}/{name} failed");
+        }
+    }
+    if want("mnist") {
+        println!("== bench-mnist");
+        if let Some(j) = &env_json {
+            std::env::set_var("EMBER_TORCH_JSON", j);
+        }
+        bench_mnist(BenchMnistArgs {
+            data: "datasets/mnist".into(),
+            metrics: None,
+            device: "cpu".into(),
+            torch_epoch_s: None,
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,408 @@
+//! `cargo xtask train-mnist`: the seeds' training loop, end to end.
+
+use anyhow::{bail, Context, Result};
+use ember::data::{DataLoader, Dataset, Mnist};
+use ember::nn::{self, Module};
+use ember::optim::{Adam, Optimizer, StateDict, SGD};
+use ember::{no_grad, Device, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Options of `train-mnist`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct TrainArgs {
+    /// Number of epochs.
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+    /// Samples per batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.01)]
+    pub lr: f64,
+    /// `sgd` (momentum 0.9) or `adam`.
+    #[arg(long, default_value = "sgd")]
+    pub optimizer: String,
+    /// Seed for the initial weights and the shuffling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// `cpu` or `cuda`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Folder with the four MNIST files.
+    #[arg(long, default_value = "datasets/mnist")]
+    pub data: PathBuf,
+    /// Folder for the checkpoints (model and optimizer state, written after each epoch).
+    #[arg(long, default_value = "runs/mnist")]
+    pub out: PathBuf,
+    /// Continue from the checkpoints in `--out`.
+    #[arg(long)]
+    pub resume: bool,
+    /// Append one JSON object per epoch to this file.
+    #[arg(long)]
+    pub metrics: Option<PathBuf>,
+    /// Draw the loss and accuracy curves into this PNG file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Print nothing.
+    #[arg(long, hide = true)]
+    pub quiet: bool,
+}
+
+/// One epoch's results.
+#[derive(Clone, Debug)]
+pub struct EpochStats {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches.
+    pub train_loss: f64,
+    /// Mean test loss.
+    pub test_loss: f64,
+    /// Fraction of test images classified correctly.
+    pub test_accuracy: f64,
+    /// Wall time of the training part of the epoch.
+    pub epoch_seconds: f64,
+    /// Training samples per second.
+    pub samples_per_second: f64,
+}
+
+impl EpochStats {
+    /// The epoch as the stable JSON object of `--metrics`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "epoch": self.epoch,
+            "train_loss": self.train_loss,
+            "test_loss": self.test_loss,
+            "test_accuracy": self.test_accuracy,
+            "epoch_seconds": self.epoch_seconds,
+            "samples_per_second": self.samples_per_second,
+        })
+    }
+}
+
+/// The seeds' MLP: 784-128-64-10 with ReLU (logits out; CrossEntropyLoss applies log-softmax).
+pub fn mlp() -> nn::Sequential {
+    nn::Sequential::new()
+        .add(nn::Linear::new(784, 128))
+        .add(nn::ReLU)
+        .add(nn::Linear::new(128, 64))
+        .add(nn::ReLU)
+        .add(nn::Linear::new(64, 10))
+}
+
+/// The optimizer named on the command line.
+pub enum AnyOptimizer {
+    /// SGD with momentum 0.9
+    Sgd(SGD),
+    /// Adam
+    Adam(Adam),
+}
+
+impl AnyOptimizer {
+    fn new(name: &str, params: Vec<Tensor>, lr: f64) -> Result<AnyOptimizer> {
+        Ok(match name {
+            "sgd" => AnyOptimizer::Sgd(SGD::new(params, lr).momentum(0.9)),
+            "adam" => AnyOptimizer::Adam(Adam::new(params, lr)),
+            other => bail!("--optimizer must be sgd or adam, got '{other}'"),
+        })
+    }
+
+    fn opt(&mut self) -> &mut dyn Optimizer {
+        match self {
+            AnyOptimizer::Sgd(o) => o,
+            AnyOptimizer::Adam(o) => o,
+        }
+    }
+}
+
+fn parse_device(name: &str) -> Result<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => {
+            if !ember::cuda::is_available() {
+                bail!("--device cuda: no CUDA device is available (this build of Ember has no CUDA backend yet; use --device cpu)");
+            }
+            Ok(Device::Cuda(0))
+        }
+        other => bail!("--device must be cpu or cuda, got '{other}'"),
+    }
+}
+
+/// The MNIST normalisation used by the seeds' programs and PyTorch's reference run.
+pub const MEAN: f32 = 0.1307;
+/// See [`MEAN`].
+pub const STD: f32 = 0.3081;
+
+/// Mean loss and accuracy of `model` on `loader`'s batches, without recording a graph.
+pub fn evaluate(model: &nn::Sequential, loader: &DataLoader<Mnist>) -> (f64, f64) {
+    let _g = no_grad();
+    let criterion = nn::CrossEntropyLoss::new().reduction(nn::Reduction::Sum);
+    let (mut loss, mut correct, mut n) = (0.0, 0usize, 0usize);
+    for (images, labels) in loader {
+        let logits = model.forward(&images.view([images.size(0), -1]));
+        loss += criterion.forward(&logits, &labels).item();
+        correct += logits
+            .argmax(Some(1), false)
+            .eq_t(&labels)
+            .to_dtype(ember::DType::I64)
+            .sum()
+            .item() as usize;
+        n += labels.numel();
+    }
+    (loss / n as f64, correct as f64 / n as f64)
+}
+
+fn checkpoint_paths(out: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    (
+        out.join("model.safetensors"),
+        out.join("optimizer.safetensors"),
+        out.join("progress.json"),
+    )
+}
+
+/// Runs the training described by `args`; returns every epoch's statistics and the model.
+pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
+    if let Some(t) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .ok();
+    }
+    let device = parse_device(&args.device)?;
+    let say = |s: String| {
+        if !args.quiet {
+            println!("{s}");
+        }
+    };
+    let train = Mnist::train(&args.data)?.normalize(MEAN, STD);
+    let test = Mnist::test(&args.data)?.normalize(MEAN, STD);
+    let loader = DataLoader::new(train, args.batch_size)
+        .shuffle(true)
+        .seed(args.seed);
+    let test_loader = DataLoader::new(test, 1000);
+
+    ember::manual_seed(args.seed);
+    let mut model = mlp();
+    model.to(device);
+    let mut optimizer = AnyOptimizer::new(&args.optimizer, model.parameters(), args.lr)?;
+    let criterion = nn::CrossEntropyLoss::new();
+
+    let (model_path, opt_path, progress_path) = checkpoint_paths(&args.out);
+    let mut first_epoch = 0;
+    if args.resume {
+        let progress: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(&progress_path)
+                .with_context(|| format!("--resume: no checkpoint in {}", args.out.display()))?,
+        )?;
+        first_epoch = progress["epochs_done"]
+            .as_u64()
+            .context("progress.json: missing epochs_done")? as usize;
+        model.load_safetensors(&model_path)?;
+        optimizer
+            .opt()
+            .load_state_dict(&StateDict::load(&opt_path)?)?;
+        say(format!(
+            "resuming after epoch {first_epoch} from {}",
+            args.out.display()
+        ));
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+
+    say(format!(
+        "training MLP 784-128-64-10 ({} parameters) on {} MNIST images, batch {}, {} lr {}, {} rayon threads",
+        model.num_parameters(),
+        loader.dataset().len(),
+        args.batch_size,
+        args.optimizer,
+        args.lr,
+        rayon::current_num_threads()
+    ));
+    let interactive = std::io::stdout().is_terminal() && !args.quiet;
+    let mut history = Vec::new();
+    let mut metrics = match &args.metrics {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))?,
+        ),
+        None => None,
+    };
+    for epoch in first_epoch..args.epochs {
+        loader.set_epoch(epoch as u64);
+        model.train();
+        let bar = interactive.then(|| {
+            let b = ProgressBar::new(loader.len() as u64);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "epoch {prefix} [{bar:30}] {pos}/{len} loss {msg} {per_sec} ETA {eta}",
+                )
+                .unwrap()
+                .progress_chars("=> "),
+            );
+            b.set_prefix(format!("{}/{}", epoch + 1, args.epochs));
+            b
+        });
+        let start = Instant::now();
+        let (mut running, mut batches, mut samples) = (0.0, 0usize, 0usize);
+        for (images, labels) in &loader {
+            let images = images.view([images.size(0), -1]);
+            optimizer.opt().zero_grad();
+            let loss = criterion.forward(&model.forward(&images), &labels);
+            loss.backward();
+            optimizer.opt().step();
+            let l = loss.item();
+            running += l;
+            batches += 1;
+            samples += labels.numel();
+            if let Some(b) = &bar {
+                b.inc(1);
+                if batches % 20 == 0 {
+                    b.set_message(format!("{:.4}", running / batches as f64));
+                }
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        model.eval();
+        let (test_loss, acc) = evaluate(&model, &test_loader);
+        let stats = EpochStats {
+            epoch: epoch + 1,
+            train_loss: running / batches.max(1) as f64,
+            test_loss,
+            test_accuracy: acc,
+            epoch_seconds: secs,
+            samples_per_second: samples as f64 / secs,
+        };
+        say(format!(
+            "epoch {}/{}: train loss {:.4}, test loss {:.4}, test accuracy {:.2}%, {:.2} s ({:.0} samples/s)",
+            stats.epoch,
+            args.epochs,
+            stats.train_loss,
+            stats.test_loss,
+            100.0 * stats.test_accuracy,
+            stats.epoch_seconds,
+            stats.samples_per_second
+        ));
+        if let Some(f) = metrics.as_mut() {
+            writeln!(f, "{}", stats.to_json())?;
+        }
+        // Checkpoint atomically: model, optimizer, then the progress marker that names them.
+        model.save_safetensors(&model_path)?;
+        optimizer.opt().state_dict().save(&opt_path)?;
+        ember::io::atomic_write(
+            &progress_path,
+            serde_json::json!({ "epochs_done": epoch + 1, "seed": args.seed })
+                .to_string()
+                .as_bytes(),
+        )?;
+        history.push(stats);
+        if let Some(p) = &args.plot {
+            crate::plot::loss_curves(p, &history)?;
+        }
+    }
+    if let Some(p) = &args.plot {
+        say(format!("plot written to {}", p.display()));
+    }
+    Ok((history, model))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(out: &Path, epochs: usize, resume: bool) -> TrainArgs {
+        TrainArgs {
+            epochs,
+            batch_size: 500,
+            lr: 0.05,
+            optimizer: "sgd".into(),
+            seed: 7,
+            threads: None,
+            device: "cpu".into(),
+            data: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../datasets/mnist"),
+            out: out.to_path_buf(),
+            resume,
+            metrics: None,
+            plot: None,
+            quiet: true,
+        }
+    }
+
+    fn weights(m: &nn::Sequential) -> Vec<Vec<f32>> {
+        m.parameters().iter().map(|p| p.to_vec::<f32>()).collect()
+    }
+
+    #[test]
+    fn resume_gives_the_same_weights_as_an_uninterrupted_run() {
+        let dir = std::env::temp_dir().join(format!("ember-resume-{}", std::process::id()));
+        let (a, b) = (dir.join("straight"), dir.join("resumed"));
+        let (hist, straight) = run(args(&a, 2, false)).unwrap();
+        assert_eq!(hist.len(), 2);
+        assert!(
+            hist[1].test_accuracy > 0.85,
+            "a short run should already learn: {:?}",
+            hist[1]
+        );
+        run(args(&b, 1, false)).unwrap();
+        let (hist_b, resumed) = run(args(&b, 2, true)).unwrap();
+        assert_eq!(
+            hist_b.len(),
+            1,
+            "the resumed run does only the remaining epoch"
+        );
+        assert_eq!(
+            weights(&straight),
+            weights(&resumed),
+            "resumed weights differ from the uninterrupted run"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn resume_without_checkpoint_is_a_clear_error() {
+        let dir = std::env::temp_dir().join(format!("ember-noresume-{}", std::process::id()));
+        let err = run(args(&dir, 1, true)).err().unwrap().to_string();
+        assert!(err.contains("--resume: no checkpoint in"), "{err}");
+    }
+
+    #[test]
+    fn cuda_device_errors_clearly() {
+        let mut a = args(Path::new("/nonexistent"), 1, false);
+        a.device = "cuda".into();
+        let err = run(a).err().unwrap().to_string();
+        assert!(err.contains("no CUDA device is available"), "{err}");
+    }
+
+    #[test]
+    fn metrics_json_has_stable_fields() {
+        let s = EpochStats {
+            epoch: 1,
+            train_loss: 0.5,
+            test_loss: 0.4,
+            test_accuracy: 0.9,
+            epoch_seconds: 1.0,
+            samples_per_second: 100.0,
+        };
+        let j = s.to_json();
+        for k in [
+            "epoch",
+            "train_loss",
+            "test_loss",
+            "test_accuracy",
+            "epoch_seconds",
+            "samples_per_second",
+        ] {
+            assert!(j.get(k).is_some(), "missing {k}");
+        }
+    }
+}
