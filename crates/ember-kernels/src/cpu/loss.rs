@@ -7,6 +7,8 @@
 use super::map::map;
 use super::num::Float;
 use super::par::{n_chunks, ELEMENTWISE_GRAIN};
+use super::reduce::lanes_fold;
+use super::softmax::{max_nan, multiversion, SoftFloat};
 use super::{Buffer, CpuElement, CpuStorage};
 use crate::dtype::DType;
 use crate::layout::Layout;
@@ -255,7 +257,157 @@ impl<'a, T: Float + CpuElement> CeArgs<'a, T> {
     }
 }
 
-fn ce_forward<T: Float + CpuElement>(
+/// Lanes of the vectorised row loops.
+const LANES: usize = 16;
+
+/// `Σ f(x[i], w[i])` in lanes (so the loop vectorises), `w` all ones when `None`.
+#[inline(always)]
+fn lanes_sum2<T: Float>(x: &[T], w: Option<&[T]>, f: impl Fn(T, T) -> T) -> T {
+    let one = T::of(1.0);
+    let mut lanes = [T::of(0.0); LANES];
+    let mut tail = T::of(0.0);
+    match w {
+        Some(w) => {
+            let (mut xc, mut wc) = (x.chunks_exact(LANES), w.chunks_exact(LANES));
+            for (xs, ws) in (&mut xc).zip(&mut wc) {
+                for j in 0..LANES {
+                    lanes[j] = lanes[j] + f(xs[j], ws[j]);
+                }
+            }
+            for (&v, &k) in xc.remainder().iter().zip(wc.remainder()) {
+                tail = tail + f(v, k);
+            }
+        }
+        None => {
+            let mut xc = x.chunks_exact(LANES);
+            for xs in &mut xc {
+                for j in 0..LANES {
+                    lanes[j] = lanes[j] + f(xs[j], one);
+                }
+            }
+            for &v in xc.remainder() {
+                tail = tail + f(v, one);
+            }
+        }
+    }
+    lanes.iter().fold(tail, |a, &b| a + b)
+}
+
+/// What the contiguous-row (`inner == 1`) class-index kernels read.
+struct Rows<'a, T> {
+    x: &'a [T],
+    classes: usize,
+    targets: &'a [i64],
+    weight: Option<&'a [T]>,
+    /// Σ weight (C without weights).
+    wsum: T,
+    ignore: i64,
+    keep: T,
+    smooth: T,
+}
+
+/// Forward over rows `r0..r0 + loss.len()`: max, vectorised `Σ exp(x - max)`, the row loss.
+#[inline(always)]
+fn rows_fwd_impl<T: SoftFloat, const F: bool>(
+    a: &Rows<'_, T>,
+    r0: usize,
+    loss: &mut [T],
+    lse: &mut [T],
+) {
+    let c = a.classes;
+    for (i, (lo, ls)) in loss.iter_mut().zip(lse.iter_mut()).enumerate() {
+        let r = r0 + i;
+        let y = a.targets[r];
+        if y == a.ignore {
+            *lo = T::ZERO;
+            *ls = T::ZERO;
+            continue;
+        }
+        let xr = &a.x[r * c..(r + 1) * c];
+        let m = lanes_fold(xr, T::LOWEST, max_nan, max_nan);
+        let s = lanes_fold(
+            xr,
+            T::ZERO,
+            |acc, v| acc + (v - m).fexp::<F>(),
+            |p, q| p + q,
+        );
+        let z = m + s.ln();
+        let y = y as usize;
+        let wy = a.weight.map_or(T::ONE, |w| w[y]);
+        let mut l = a.keep * wy * (z - xr[y]);
+        if a.smooth > T::ZERO {
+            // Σ_c w_c (z - x_c) = z Σ w - Σ w x.
+            let wx = lanes_sum2(xr, a.weight, |v, k| v * k);
+            l = l + a.smooth * (z * a.wsum - wx);
+        }
+        *lo = l;
+        *ls = z;
+    }
+}
+
+multiversion!(fn rows_fwd<T: SoftFloat>(a: &Rows<'_, T>, r0: usize, loss: &mut [T], lse: &mut [T]) => rows_fwd_impl);
+
+/// Backward over the rows of `out` (starting at row `r0`): `g (coef softmax - smooth w)` with
+/// `wy` taken off at the target, in one vectorised pass per row.
+#[inline(always)]
+fn rows_bwd_impl<T: SoftFloat, const F: bool>(
+    a: &Rows<'_, T>,
+    lse: &[T],
+    grad: &RowGrad<T>,
+    r0: usize,
+    out: &mut [T],
+) {
+    let c = a.classes;
+    for (i, o) in out.chunks_exact_mut(c).enumerate() {
+        let r = r0 + i;
+        let y = a.targets[r];
+        if y == a.ignore {
+            o.fill(T::ZERO);
+            continue;
+        }
+        let y = y as usize;
+        let xr = &a.x[r * c..(r + 1) * c];
+        let (g, z) = (grad.at(r), lse[r]);
+        let wy = a.keep * a.weight.map_or(T::ONE, |w| w[y]);
+        let k = g * (wy + a.smooth * a.wsum);
+        let gs = g * a.smooth;
+        match a.weight {
+            Some(w) => {
+                for ((d, &v), &wc) in o.iter_mut().zip(xr).zip(w) {
+                    *d = k * (v - z).fexp::<F>() - gs * wc;
+                }
+            }
+            None => {
+                for (d, &v) in o.iter_mut().zip(xr) {
+                    *d = k * (v - z).fexp::<F>() - gs;
+                }
+            }
+        }
+        o[y] = o[y] - g * wy;
+    }
+}
+
+multiversion!(fn rows_bwd<T: SoftFloat>(a: &Rows<'_, T>, lse: &[T], grad: &RowGrad<T>, r0: usize, out: &mut [T]) => rows_bwd_impl);
+
+impl<'a, T: SoftFloat> CeArgs<'a, T> {
+    fn rows(&'a self, targets: &'a [i64], ignore: i64) -> Rows<'a, T> {
+        Rows {
+            x: &self.x,
+            classes: self.g.classes,
+            targets,
+            weight: self.weight.as_deref(),
+            wsum: match &self.weight {
+                Some(w) => w.iter().fold(T::ZERO, |s, &v| s + v),
+                None => T::of(self.g.classes as f64),
+            },
+            ignore,
+            keep: self.keep,
+            smooth: self.smooth,
+        }
+    }
+}
+
+fn ce_forward<T: SoftFloat>(
     buf: &[T],
     layout: &Layout,
     target: CeTarget<'_, CpuStorage>,
@@ -282,6 +434,17 @@ fn ce_forward<T: Float + CpuElement>(
                 a.weight_f64().as_deref(),
             );
             let ignore = opts.ignore_index;
+            if inner == 1 {
+                let rows = a.rows(&t, ignore);
+                par_rows(&mut loss, &mut lse, classes, |r0, lc, sc| {
+                    rows_fwd(&rows, r0, lc, sc)
+                });
+                return LossForward {
+                    loss: reduce_rows(loss, reduction, ws),
+                    lse: Some(T::wrap(lse)),
+                    weight_sum: ws,
+                };
+            }
             par_rows(&mut loss, &mut lse, classes, |r0, lc, sc| {
                 for (i, (lo, ls)) in lc.iter_mut().zip(sc.iter_mut()).enumerate() {
                     let r = r0 + i;
@@ -342,7 +505,7 @@ fn ce_forward<T: Float + CpuElement>(
     }
 }
 
-fn ce_backward<T: Float + CpuElement>(
+fn ce_backward<T: SoftFloat>(
     buf: &[T],
     layout: &Layout,
     target: CeTarget<'_, CpuStorage>,
@@ -366,6 +529,13 @@ fn ce_backward<T: Float + CpuElement>(
                 None => T::of(classes as f64),
             };
             let ignore = opts.ignore_index;
+            if inner == 1 {
+                let rows = a.rows(&t, ignore);
+                par_blocks(&mut out, block, |o0, chunk| {
+                    rows_bwd(&rows, lse, &gr, o0, chunk)
+                });
+                return (T::wrap(out), None);
+            }
             par_blocks(&mut out, block, |o0, chunk| {
                 for (ob, blk) in chunk.chunks_mut(block).enumerate() {
                     for s in 0..inner {
