@@ -8,7 +8,7 @@ use super::map::map;
 use super::num::Float;
 use super::par::{n_chunks, ELEMENTWISE_GRAIN};
 use super::reduce::lanes_fold;
-use super::softmax::{max_nan, multiversion, SoftFloat};
+use super::softmax::{multiversion, SoftFloat};
 use super::{Buffer, CpuElement, CpuStorage};
 use crate::dtype::DType;
 use crate::layout::Layout;
@@ -324,7 +324,7 @@ fn rows_fwd_impl<T: SoftFloat, const F: bool>(
             continue;
         }
         let xr = &a.x[r * c..(r + 1) * c];
-        let m = lanes_fold(xr, T::LOWEST, max_nan, max_nan);
+        let m = lanes_fold(xr, T::LOWEST, T::pmax, T::pmax);
         let s = lanes_fold(
             xr,
             T::ZERO,
