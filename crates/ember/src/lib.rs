@@ -24,6 +24,11 @@ pub use ember_autograd::{
 /// Neural-network building blocks (`torch.nn`).
 pub mod nn {
     pub use ember_nn::*;
+
+    /// `torch.nn.utils`: gradient clipping.
+    pub mod utils {
+        pub use ember_optim::clip::{clip_grad_norm_, clip_grad_value_};
+    }
 }
 
 /// Optimizers and learning-rate schedulers (`torch.optim`).
