@@ -8,7 +8,7 @@ use super::map::map;
 use super::num::Float;
 use super::par::{n_chunks, ELEMENTWISE_GRAIN};
 use super::reduce::lanes_fold;
-use super::softmax::{max_nan, multiversion, SoftFloat};
+use super::softmax::{multiversion, SoftFloat};
 use super::{Buffer, CpuElement, CpuStorage};
 use crate::dtype::DType;
 use crate::layout::Layout;
@@ -260,6 +260,17 @@ impl<'a, T: Float + CpuElement> CeArgs<'a, T> {
 /// Lanes of the vectorised row loops.
 const LANES: usize = 16;
 
+/// The larger of two as a plain compare (vectorises to max); a NaN in the row still makes the
+/// row's `lse` NaN through `exp(x - max)`.
+#[inline(always)]
+fn max_plain<T: Float>(a: T, x: T) -> T {
+    if x > a {
+        x
+    } else {
+        a
+    }
+}
+
 /// `Σ f(x[i], w[i])` in lanes (so the loop vectorises), `w` all ones when `None`.
 #[inline(always)]
 fn lanes_sum2<T: Float>(x: &[T], w: Option<&[T]>, f: impl Fn(T, T) -> T) -> T {
@@ -324,7 +335,7 @@ fn rows_fwd_impl<T: SoftFloat, const F: bool>(
             continue;
         }
         let xr = &a.x[r * c..(r + 1) * c];
-        let m = lanes_fold(xr, T::LOWEST, max_nan, max_nan);
+        let m = lanes_fold(xr, T::LOWEST, max_plain, max_plain);
         let s = lanes_fold(
             xr,
             T::ZERO,
