@@ -975,7 +975,7 @@ mod tests {
         [LossReduction::None, LossReduction::Mean, LossReduction::Sum];
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(48))]
+        #![proptest_config(ProptestConfig::with_cases(32))]
 
         #[test]
         fn cross_entropy_forward_and_backward(c in case()) {
