@@ -91,7 +91,8 @@ proptest! {
         let x = values(&s, -4.0, 4.0, seed);
         let xt = Tensor::from_vec(x.clone(), &s[..]);
         let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
-        let cases: Vec<(Box<dyn Module>, Box<dyn Fn(f64) -> f64>)> = vec![
+        type Case = (Box<dyn Module>, Box<dyn Fn(f64) -> f64>);
+        let cases: Vec<Case> = vec![
             (Box::new(nn::ReLU), Box::new(|v: f64| v.max(0.0))),
             (Box::new(nn::LeakyReLU::new(slope)), Box::new(move |v: f64| if v > 0.0 { v } else { slope * v })),
             (Box::new(nn::ELU::new(1.0 + slope)), Box::new(move |v: f64| if v > 0.0 { v } else { (1.0 + slope) * v.exp_m1() })),
@@ -138,7 +139,8 @@ proptest! {
         let dims: Vec<isize> = if l > 0 { vec![0, 2] } else { vec![0] };
         let count = (n * l.max(1)) as f64;
         let mean = x.mean_dim(&dims[..], false).to_vec::<f64>();
-        let var = (&(&x - &x.mean_dim(&dims[..], true)).square())
+        let var = (&x - &x.mean_dim(&dims[..], true))
+            .square()
             .mean_dim(&dims[..], false)
             .to_vec::<f64>();
         let ym = y.mean_dim(&dims[..], false).to_vec::<f64>();
