@@ -48,6 +48,8 @@
 //! arguments set the rest (`Linear::new(5, 3).bias(false)`,
 //! `CrossEntropyLoss::new().label_smoothing(0.1).reduction(Reduction::Sum)`).
 
+#![warn(missing_docs)]
+
 // The derive macro names the crate as `::ember_nn`; this makes that path work inside it too.
 extern crate self as ember_nn;
 

@@ -260,6 +260,17 @@ impl<'a, T: Float + CpuElement> CeArgs<'a, T> {
 /// Lanes of the vectorised row loops.
 const LANES: usize = 16;
 
+/// The larger of two as a plain compare (vectorises to max); a NaN in the row still makes the
+/// row's `lse` NaN through `exp(x - max)`.
+#[inline(always)]
+fn max_plain<T: Float>(a: T, x: T) -> T {
+    if x > a {
+        x
+    } else {
+        a
+    }
+}
+
 /// `Σ f(x[i], w[i])` in lanes (so the loop vectorises), `w` all ones when `None`.
 #[inline(always)]
 fn lanes_sum2<T: Float>(x: &[T], w: Option<&[T]>, f: impl Fn(T, T) -> T) -> T {
@@ -324,7 +335,11 @@ fn rows_fwd_impl<T: SoftFloat, const F: bool>(
             continue;
         }
         let xr = &a.x[r * c..(r + 1) * c];
+<<<<<<< HEAD
         let m = lanes_fold(xr, T::LOWEST, T::pmax, T::pmax);
+=======
+        let m = lanes_fold(xr, T::LOWEST, max_plain, max_plain);
+>>>>>>> helper-nn
         let s = lanes_fold(
             xr,
             T::ZERO,
@@ -964,7 +979,7 @@ mod tests {
         [LossReduction::None, LossReduction::Mean, LossReduction::Sum];
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(48))]
+        #![proptest_config(ProptestConfig::with_cases(32))]
 
         #[test]
         fn cross_entropy_forward_and_backward(c in case()) {
