@@ -53,8 +53,11 @@ pub fn atomic_write(path: impl AsRef<Path>, bytes: &[u8]) -> Result<(), IoError>
     let name = path
         .file_name()
         .ok_or_else(|| IoError::new(path, "not a file path"))?;
+    // Unique per process and per call, so concurrent saves of one path never share a temp file.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(
-        ".{}.{}.tmp",
+        ".{}.{}.{n}.tmp",
         name.to_string_lossy(),
         std::process::id()
     ));

@@ -335,11 +335,7 @@ fn rows_fwd_impl<T: SoftFloat, const F: bool>(
             continue;
         }
         let xr = &a.x[r * c..(r + 1) * c];
-<<<<<<< HEAD
-        let m = lanes_fold(xr, T::LOWEST, T::pmax, T::pmax);
-=======
         let m = lanes_fold(xr, T::LOWEST, max_plain, max_plain);
->>>>>>> helper-nn
         let s = lanes_fold(
             xr,
             T::ZERO,
