@@ -64,9 +64,9 @@ impl Algorithm for RmspropAlgo {
 
     fn update(p: &Tensor, g: &Tensor, o: &RMSpropOptions, st: &mut ParamState) {
         let need = [true, o.momentum > 0.0, o.centered];
-        for k in 0..3 {
-            if need[k] && st.bufs[k].is_none() {
-                st.bufs[k] = Some(zeros_for(p));
+        for (buf, needed) in st.bufs.iter_mut().zip(need) {
+            if needed && buf.is_none() {
+                *buf = Some(zeros_for(p));
             }
         }
         st.step += 1;
