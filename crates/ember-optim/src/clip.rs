@@ -57,8 +57,8 @@ where
     } else {
         max_norm / (total + 1e-6)
     };
-    // A NaN coefficient also scales (as PyTorch's clamp keeps NaN).
-    if coef.is_nan() || coef < 1.0 {
+    // A NaN coefficient scales too, as PyTorch's clamp keeps NaN.
+    if coef < 1.0 || coef.is_nan() {
         for g in &grads {
             g.mul_scalar_(coef);
         }

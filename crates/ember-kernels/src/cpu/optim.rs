@@ -369,7 +369,7 @@ fn adam_chunk_impl<T: Float, const WD: u8, const AMS: bool>(
             // torch.maximum (NaN wins), written as selects so the loop vectorises.
             let vm = vmax[i];
             #[allow(clippy::eq_op)]
-            let x = if vi > vm || vi != vi { vi } else { vm };
+            let x = if (vi > vm) | (vi != vi) { vi } else { vm };
             vmax[i] = x;
             x
         } else {
