@@ -36,7 +36,7 @@ pub fn accuracy(model: &dyn Module, x: &Tensor, labels: &Tensor) -> f64 {
 /// test suite's run).
 pub fn run(quick: bool) -> Outcome {
     ember::manual_seed(0);
-    let (n, steps) = if quick { (256, 300) } else { (1024, 2000) };
+    let (n, steps) = if quick { (256, 300) } else { (1024, 1000) };
     let lr = 0.5;
     let (x, labels) = points(n);
 
