@@ -320,6 +320,10 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
 mod tests {
     use super::*;
 
+    /// `run` seeds the process-wide generator before building the model, so tests that train
+    /// must not overlap.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     fn args(out: &Path, epochs: usize, resume: bool) -> TrainArgs {
         TrainArgs {
             epochs,
@@ -344,6 +348,7 @@ mod tests {
 
     #[test]
     fn resume_gives_the_same_weights_as_an_uninterrupted_run() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let dir = std::env::temp_dir().join(format!("ember-resume-{}", std::process::id()));
         let (a, b) = (dir.join("straight"), dir.join("resumed"));
         let (hist, straight) = run(args(&a, 2, false)).unwrap();
@@ -370,6 +375,7 @@ mod tests {
 
     #[test]
     fn resume_without_checkpoint_is_a_clear_error() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let dir = std::env::temp_dir().join(format!("ember-noresume-{}", std::process::id()));
         let err = run(args(&dir, 1, true)).err().unwrap().to_string();
         assert!(err.contains("--resume: no checkpoint in"), "{err}");
@@ -377,6 +383,7 @@ mod tests {
 
     #[test]
     fn cuda_device_errors_clearly() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let mut a = args(Path::new("/nonexistent"), 1, false);
         a.device = "cuda".into();
         let err = run(a).err().unwrap().to_string();
