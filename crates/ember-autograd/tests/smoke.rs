@@ -59,3 +59,24 @@ fn version_counter() {
     e.add_scalar_(1.0);
     y.sum().backward();
 }
+
+/// `Linear` multiplies by `w.t()`: the weight's gradient must come back contiguous (computed as
+/// `gᵀ @ x`, not transposed-copied), with the same values as the plain formula.
+#[test]
+fn transposed_weight_grad_is_contiguous() {
+    for use_addmm in [false, true] {
+        let x = Tensor::randn([5, 3]);
+        let w = Tensor::randn([4, 3]).requires_grad_(true);
+        let b = Tensor::randn([4]).requires_grad_(true);
+        let y = if use_addmm {
+            b.addmm(&x, &w.t(), 1.0, 1.0)
+        } else {
+            x.matmul(&w.t())
+        };
+        let seed = Tensor::randn([5, 4]);
+        (&y * &seed).sum().backward();
+        let gw = w.grad().unwrap();
+        assert!(gw.is_contiguous(), "addmm={use_addmm}");
+        assert!(gw.allclose(&seed.t().matmul(&x), 1e-5, 1e-6));
+    }
+}

@@ -15,7 +15,12 @@ fn main() {
         .normalize(0.1307, 0.3081);
     let (x, y) = DataLoader::new(train, 6400).iter().next().expect("a batch");
     let x = x.view([x.size(0), -1]);
+    // `cargo bench -p ember --bench train_step -- 1` runs only batch 1 (for profiling).
+    let only: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
     for (bs, fallback, target) in [(1usize, 566.0, "<= 0.33x"), (64, 852.0, "-")] {
+        if !only.is_empty() && !only.contains(&bs) {
+            continue;
+        }
         ember::manual_seed(0);
         let model = nn::Sequential::new()
             .add(nn::Linear::new(784, 128))

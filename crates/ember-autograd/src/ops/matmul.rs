@@ -28,6 +28,34 @@ fn batched(t: &Tensor, batch: &[usize], r: usize, c: usize) -> (Tensor, Layout) 
     }
 }
 
+/// Whether `t`'s last two dims are stored column-major (the layout of `w.t()` for a contiguous `w`).
+fn is_col_major(t: &Tensor) -> bool {
+    t.dim() >= 2 && !t.is_contiguous() && t.transpose(-1, -2).is_contiguous()
+}
+
+/// `a @ b`, column-major when `col_major` (the operand whose gradient this is was): then
+/// `(bᵀ @ aᵀ)ᵀ`, so the gradient of a transposed weight view (`Linear`'s `w.t()`) comes out
+/// contiguous after the view's backward and never needs a strided copy (PyTorch's
+/// `mm_mat2_backward` makes the same choice).
+fn mm_like(a: &Tensor, b: &Tensor, col_major: bool) -> Tensor {
+    if col_major {
+        b.transpose(-1, -2)
+            .matmul(&a.transpose(-1, -2))
+            .transpose(-1, -2)
+    } else {
+        a.matmul(b)
+    }
+}
+
+/// `t * s`, skipping the pass over `t` when `s` is 1 (the common `addmm` case).
+fn scaled(t: Tensor, s: f64) -> Tensor {
+    if s == 1.0 {
+        t
+    } else {
+        &t * s
+    }
+}
+
 impl Tensor {
     /// `torch.matmul`: dot (1-D · 1-D), matrix-vector, matrix-matrix and batched products with
     /// broadcast batch dims. Transposed operands are passed to GEMM by stride, not copied.
@@ -96,6 +124,7 @@ impl Tensor {
         let (sa, sb) = (Saved::new(self), Saved::new(other));
         let (need_a, need_b) = (self.requires_grad(), other.requires_grad());
         let (a_shape, b_shape) = (self.shape().to_vec(), other.shape().to_vec());
+        let (a_cm, b_cm) = (is_col_major(self), is_col_major(other));
         let name = if batch.is_empty() {
             "MmBackward0"
         } else {
@@ -103,8 +132,8 @@ impl Tensor {
         };
         record(out, name, &[self, other], move |g| {
             let (a, b) = (sa.get(), sb.get());
-            let ga = need_a.then(|| g.matmul(&b.transpose(-1, -2)).sum_to(&a_shape));
-            let gb = need_b.then(|| a.transpose(-1, -2).matmul(g).sum_to(&b_shape));
+            let ga = need_a.then(|| mm_like(g, &b.transpose(-1, -2), a_cm).sum_to(&a_shape));
+            let gb = need_b.then(|| mm_like(&a.transpose(-1, -2), g, b_cm).sum_to(&b_shape));
             smallvec![ga, gb]
         })
     }
@@ -152,10 +181,11 @@ impl Tensor {
         let (sa, sb) = (Saved::new(a), Saved::new(b));
         let needs = [self.requires_grad(), a.requires_grad(), b.requires_grad()];
         let bias_shape = self.shape().to_vec();
+        let (a_cm, b_cm) = (is_col_major(a), is_col_major(b));
         record(out, "AddmmBackward0", &[self, a, b], move |g| {
-            let gbias = needs[0].then(|| (g * beta).sum_to(&bias_shape));
-            let ga = needs[1].then(|| &g.mm(&sb.get().t()) * alpha);
-            let gb = needs[2].then(|| &sa.get().t().mm(g) * alpha);
+            let gbias = needs[0].then(|| scaled(g.sum_to(&bias_shape), beta));
+            let ga = needs[1].then(|| scaled(mm_like(g, &sb.get().t(), a_cm), alpha));
+            let gb = needs[2].then(|| scaled(mm_like(&sa.get().t(), g, b_cm), alpha));
             smallvec![gbias, ga, gb]
         })
     }
