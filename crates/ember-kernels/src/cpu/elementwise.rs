@@ -43,18 +43,6 @@ fn int_map<T: Num + CpuElement>(x: &[T], l: &Layout, op: UnaryOp) -> Buffer<T> {
     }
 }
 
-fn bin_fn<T: Num>(op: BinaryOp) -> fn(T, T) -> T {
-    match op {
-        BinaryOp::Add => T::add,
-        BinaryOp::Sub => T::sub,
-        BinaryOp::Mul => T::mul,
-        BinaryOp::Div => T::div,
-        BinaryOp::Pow => T::pow,
-        BinaryOp::Maximum => T::max,
-        BinaryOp::Minimum => T::min,
-    }
-}
-
 /// Expands to one `zip`/`map` call per binary op so each gets its own monomorphised loop.
 macro_rules! per_binop {
     ($op:expr, $T:ty, |$f:ident| $call:expr) => {
@@ -91,15 +79,37 @@ macro_rules! per_binop {
     };
 }
 
-fn cmp_fn<T: PartialOrd>(op: CmpOp) -> fn(&T, &T) -> bool {
-    match op {
-        CmpOp::Eq => T::eq,
-        CmpOp::Ne => T::ne,
-        CmpOp::Lt => T::lt,
-        CmpOp::Le => T::le,
-        CmpOp::Gt => T::gt,
-        CmpOp::Ge => T::ge,
-    }
+/// Like `per_binop!` for comparisons: one monomorphised loop per `CmpOp`, so the comparison
+/// inlines and vectorises (a `fn` pointer would be called per element).
+macro_rules! per_cmp {
+    ($op:expr, |$f:ident| $call:expr) => {
+        match $op {
+            CmpOp::Eq => {
+                let $f = |x, y| x == y;
+                $call
+            }
+            CmpOp::Ne => {
+                let $f = |x, y| x != y;
+                $call
+            }
+            CmpOp::Lt => {
+                let $f = |x, y| x < y;
+                $call
+            }
+            CmpOp::Le => {
+                let $f = |x, y| x <= y;
+                $call
+            }
+            CmpOp::Gt => {
+                let $f = |x, y| x > y;
+                $call
+            }
+            CmpOp::Ge => {
+                let $f = |x, y| x >= y;
+                $call
+            }
+        }
+    };
 }
 
 impl CpuStorage {
@@ -150,10 +160,17 @@ impl CpuStorage {
 
     /// `a op b` for operands of one dtype and one (broadcast) shape.
     pub fn binary(&self, la: &Layout, rhs: &CpuStorage, lb: &Layout, op: BinaryOp) -> CpuStorage {
-        cpu_dispatch!(self, a => {
-            let b = CpuElement::unwrap_ref(rhs).expect("binary: operand dtypes differ");
-            CpuElement::wrap(zip(a, la, b, lb, bin_fn(op)))
-        })
+        fn go<T: Num + CpuElement>(
+            a: &[T],
+            la: &Layout,
+            rhs: &CpuStorage,
+            lb: &Layout,
+            op: BinaryOp,
+        ) -> CpuStorage {
+            let b = T::unwrap_ref(rhs).expect("binary: operand dtypes differ");
+            T::wrap(per_binop!(op, T, |f| zip(a, la, b, lb, f)))
+        }
+        cpu_dispatch!(self, a => go(a, la, rhs, lb, op))
     }
 
     /// `a op s` (or `s op a` when `scalar_first`), the scalar converted to the storage dtype.
@@ -183,10 +200,17 @@ impl CpuStorage {
 
     /// `a op= b` in place; `rhs` has `self`'s dtype and does not alias it.
     pub fn binary_inplace(&mut self, la: &Layout, rhs: &CpuStorage, lb: &Layout, op: BinaryOp) {
-        cpu_dispatch!(self, a => {
-            let b = CpuElement::unwrap_ref(rhs).expect("binary_: operand dtypes differ");
-            zip_inplace(a, la, b, lb, bin_fn(op))
-        })
+        fn go<T: Num + CpuElement>(
+            a: &mut [T],
+            la: &Layout,
+            rhs: &CpuStorage,
+            lb: &Layout,
+            op: BinaryOp,
+        ) {
+            let b = T::unwrap_ref(rhs).expect("binary_: operand dtypes differ");
+            per_binop!(op, T, |f| zip_inplace(a, la, b, lb, f))
+        }
+        cpu_dispatch!(self, a => go(a, la, rhs, lb, op))
     }
 
     /// `a op= s` in place.
@@ -200,11 +224,19 @@ impl CpuStorage {
 
     /// Elementwise comparison of two operands of one dtype and shape, giving bools.
     pub fn cmp(&self, la: &Layout, rhs: &CpuStorage, lb: &Layout, op: CmpOp) -> CpuStorage {
-        cpu_dispatch!(self, a => {
-            let b = CpuElement::unwrap_ref(rhs).expect("cmp: operand dtypes differ");
-            let f = cmp_fn(op);
-            CpuStorage::Bool(zip(a, la, b, lb, move |x, y| f(&x, &y)))
-        })
+        fn go<T: CpuElement + PartialOrd>(
+            a: &[T],
+            la: &Layout,
+            rhs: &CpuStorage,
+            lb: &Layout,
+            op: CmpOp,
+        ) -> CpuStorage {
+            let b = T::unwrap_ref(rhs).expect("cmp: operand dtypes differ");
+            CpuStorage::Bool(per_cmp!(op, |f| zip(a, la, b, lb, move |x: T, y: T| f(
+                x, y
+            ))))
+        }
+        cpu_dispatch!(self, a => go(a, la, rhs, lb, op))
     }
 
     /// Elementwise comparison with a scalar (converted to the storage dtype).
@@ -213,12 +245,13 @@ impl CpuStorage {
             // Compare in f64 when the scalar would not survive conversion (x_int < 0.5).
             if !T::DTYPE.is_float() && matches!(s, Scalar::Float(_)) {
                 let s = s.to_f64();
-                let f = cmp_fn::<f64>(op);
-                return CpuStorage::Bool(map(a, la, move |x| f(&x.to_f64(), &s)));
+                return CpuStorage::Bool(per_cmp!(op, |f| map(a, la, move |x: T| f(
+                    x.to_f64(),
+                    s
+                ))));
             }
             let s: T = s.to_elem();
-            let f = cmp_fn(op);
-            CpuStorage::Bool(map(a, la, move |x| f(&x, &s)))
+            CpuStorage::Bool(per_cmp!(op, |f| map(a, la, move |x: T| f(x, s))))
         }
         cpu_dispatch!(self, a => go(a, la, s, op))
     }
