@@ -183,6 +183,14 @@ mod tests {
         check_float::<f32>(37, 70, 19, 1e-5);
         check_float::<f64>(37, 70, 19, 1e-12);
         check_float::<f32>(1, 300, 1, 1e-5);
+        // Matrix-vector products (no packing), serial and split across threads.
+        check_float::<f32>(1, 50, 37, 1e-5);
+        check_float::<f64>(29, 50, 1, 1e-12);
+        check_float::<f32>(1, 1100, 1000, 1e-4);
+        check_float::<f32>(1000, 1100, 1, 1e-4);
+        // GEMMs split by rows and by columns of the output.
+        check_float::<f32>(130, 1000, 20, 1e-4);
+        check_float::<f64>(20, 1000, 130, 1e-12);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! CPU matrix products: batched `matmul` and fused `addmm`. Floats go through `matrixmultiply`'s
-//! packed, multithreaded sgemm/dgemm, which take arbitrary row/column strides, so transposed or
-//! sliced operands are read in place instead of being copied. Integers use a plain i-k-j loop.
+//! packed sgemm/dgemm, which take arbitrary row/column strides, so transposed or sliced operands
+//! are read in place instead of being copied; large products are split across rayon here.
+//! Integers use a plain i-k-j loop.
 
-use super::num::Num;
+use super::num::{Float, Num};
 use super::{Buffer, CpuElement, CpuStorage};
 use crate::layout::Layout;
 use rayon::prelude::*;
@@ -38,9 +39,164 @@ pub trait Gemm: CpuElement {
     );
 }
 
+/// Float GEMMs with at least this many multiply-adds are split across rayon. Waking the pool
+/// costs 5-8 µs, so below ~1M multiply-adds (64×128×64 included) one thread is faster; at
+/// 16×784×128 two already win (measured with single-threaded matrixmultiply calls).
+const GEMM_GRAIN: usize = 1 << 20;
+
+/// The output pointer shared by the parts of a split GEMM; each part writes a disjoint block.
+#[derive(Clone, Copy)]
+struct OutPtr<T>(*mut T);
+// SAFETY: the parts of one GEMM write disjoint blocks of the output (see `float_gemm!`).
+unsafe impl<T: Send> Send for OutPtr<T> {}
+unsafe impl<T: Send> Sync for OutPtr<T> {}
+
+impl<T> OutPtr<T> {
+    /// The element `i` places past the start. A method (not `.0`) so closures capture the
+    /// whole `Send` wrapper rather than the raw pointer field.
+    ///
+    /// # Safety
+    /// `i` must stay inside the output allocation.
+    unsafe fn at(self, i: usize) -> *mut T {
+        self.0.add(i)
+    }
+}
+
+/// How a float GEMM is split: `parts` blocks of `block` rows (`by_rows`) or columns.
+fn split_plan(m: usize, k: usize, n: usize) -> (bool, usize) {
+    let threads = rayon::current_num_threads();
+    let by_rows = m >= n;
+    let len = if by_rows { m } else { n };
+    if threads <= 1 || m * k * n < GEMM_GRAIN {
+        return (by_rows, len);
+    }
+    // Whole register tiles (8 wide for both kernels) per block.
+    (by_rows, len.div_ceil(threads).next_multiple_of(8))
+}
+
+/// One strided operand of a matrix-vector product: the data, the offset of element 0 and the
+/// strides along the output index and along the summed index (the vector's second is unused).
+type Strided<'a, T> = (&'a [T], usize, usize, usize);
+
+/// `Σ a[i]·b[i]` in 16 independent lanes, so the loop vectorises.
+#[inline(always)]
+fn dot<T: Float>(a: &[T], b: &[T]) -> T {
+    const L: usize = 16;
+    let mut lanes = [T::ZERO; L];
+    let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
+    let tail: T = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .fold(T::ZERO, |s, (&x, &y)| s + x * y);
+    for (x, y) in ca.zip(cb) {
+        for j in 0..L {
+            lanes[j] = lanes[j] + x[j] * y[j];
+        }
+    }
+    let mut w = L;
+    while w > 1 {
+        w /= 2;
+        for j in 0..w {
+            lanes[j] = lanes[j] + lanes[j + w];
+        }
+    }
+    lanes[0] + tail
+}
+
+/// `c[i] = alpha · Σ_p mat[i, p] · vec[p] (+ c[i] when accumulating)` for the outputs `c`, which
+/// start at output index `first`. A product with one output row or column takes this path instead
+/// of GEMM, whose packing would copy the whole matrix on every call (all of a 784×128 weight for
+/// one 1×784 input): each output is a dot product when the matrix's rows are unit-stride, and
+/// scaled rows accumulate into the outputs (`axpy`) when its columns are.
+fn gemv_block<T: Float>(
+    first: usize,
+    k: usize,
+    alpha: T,
+    (md, mo, so, sk): Strided<'_, T>,
+    (vd, vo, _, sv): Strided<'_, T>,
+    accumulate: bool,
+    c: &mut [T],
+) {
+    let keep = |old: T| if accumulate { old } else { T::ZERO };
+    let mo = mo + first * so;
+    if so == 1 && sk != 1 {
+        if !accumulate {
+            c.fill(T::ZERO);
+        }
+        for p in 0..k {
+            let s = alpha * vd[vo + p * sv];
+            let row = &md[mo + p * sk..][..c.len()];
+            for (ci, &x) in c.iter_mut().zip(row) {
+                *ci = *ci + s * x;
+            }
+        }
+    } else if sk == 1 && sv == 1 {
+        let v = &vd[vo..vo + k];
+        for (i, ci) in c.iter_mut().enumerate() {
+            *ci = alpha * dot(&md[mo + i * so..][..k], v) + keep(*ci);
+        }
+    } else {
+        for (i, ci) in c.iter_mut().enumerate() {
+            let d = (0..k).fold(T::ZERO, |s, p| {
+                s + md[mo + i * so + p * sk] * vd[vo + p * sv]
+            });
+            *ci = alpha * d + keep(*ci);
+        }
+    }
+}
+
+/// A matrix-vector product (`m == 1` or `n == 1`) on the contiguous output `c`, split across
+/// rayon when large.
+fn gemv<T: Float>(
+    (m, k, n): (usize, usize, usize),
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    accumulate: bool,
+    c: &mut [T],
+) {
+    // m == 1: c[j] = Σ_p a[0, p]·b[p, j]; n == 1: c[i] = Σ_p a[i, p]·b[p, 0].
+    let (mat, vec) = if m == 1 {
+        ((b.data, b.offset, b.cs, b.rs), (a.data, a.offset, 0, a.cs))
+    } else {
+        ((a.data, a.offset, a.rs, a.cs), (b.data, b.offset, 0, b.rs))
+    };
+    let len = c.len();
+    debug_assert_eq!(len, m * n);
+    if len * k < GEMM_GRAIN || len < 32 {
+        gemv_block(0, k, alpha, mat, vec, accumulate, c);
+        return;
+    }
+    let size = len
+        .div_ceil(rayon::current_num_threads())
+        .next_multiple_of(16);
+    c.par_chunks_mut(size)
+        .enumerate()
+        .for_each(|(i, ci)| gemv_block(i * size, k, alpha, mat, vec, accumulate, ci));
+}
+
+/// Runs `part(0..parts)`: part 0 on the calling thread, the others on rayon's pool. The caller
+/// works instead of sleeping until the pool is done, so a split GEMM costs one wake-up, not two.
+fn run_parts(parts: usize, part: impl Fn(usize) + Sync) {
+    if parts <= 1 {
+        return part(0);
+    }
+    let part = &part;
+    rayon::in_place_scope(|s| {
+        for p in 1..parts {
+            s.spawn(move |_| part(p));
+        }
+        part(0);
+    });
+}
+
 macro_rules! float_gemm {
     ($t:ty, $f:ident) => {
         impl Gemm for $t {
+            /// matrixmultiply runs single-threaded (its `threading` feature is off); large
+            /// products are split here into row or column blocks of the output across rayon, so
+            /// GEMMs and elementwise kernels share one pool and never oversubscribe the cores.
             fn gemm(
                 (m, k, n): (usize, usize, usize),
                 alpha: Self,
@@ -53,27 +209,44 @@ macro_rules! float_gemm {
                 if m == 0 || n == 0 {
                     return;
                 }
-                // SAFETY: the callers check that both layouts stay inside their storages
-                // (`storage_extent`), so every element matrixmultiply reads is in bounds; `c` is
-                // an exclusive contiguous m×n slice, so its strides (n, 1) never alias.
-                unsafe {
-                    matrixmultiply::$f(
-                        m,
-                        k,
-                        n,
-                        alpha,
-                        a.data.as_ptr().add(a.offset),
-                        a.rs as isize,
-                        a.cs as isize,
-                        b.data.as_ptr().add(b.offset),
-                        b.rs as isize,
-                        b.cs as isize,
-                        if accumulate { 1.0 } else { 0.0 },
-                        c.as_mut_ptr(),
-                        n as isize,
-                        1,
-                    )
+                if m == 1 || n == 1 {
+                    return gemv((m, k, n), alpha, a, b, accumulate, c);
                 }
+                let (by_rows, block) = split_plan(m, k, n);
+                let len = if by_rows { m } else { n };
+                let out = OutPtr(c.as_mut_ptr());
+                let part = |p: usize| {
+                    let (s, e) = (p * block, ((p + 1) * block).min(len));
+                    let (mm, nn, ao, bo, co) = if by_rows {
+                        (e - s, n, a.offset + s * a.rs, b.offset, s * n)
+                    } else {
+                        (m, e - s, a.offset, b.offset + s * b.cs, s)
+                    };
+                    // SAFETY: the callers check that both layouts stay inside their storages
+                    // (`storage_extent`), so every element matrixmultiply reads is in bounds.
+                    // `c` is an exclusive contiguous m×n slice; part `p` writes only its rows
+                    // (or columns) `s..e` of it, so parts never overlap and strides (n, 1) never
+                    // alias.
+                    unsafe {
+                        matrixmultiply::$f(
+                            mm,
+                            k,
+                            nn,
+                            alpha,
+                            a.data.as_ptr().add(ao),
+                            a.rs as isize,
+                            a.cs as isize,
+                            b.data.as_ptr().add(bo),
+                            b.rs as isize,
+                            b.cs as isize,
+                            if accumulate { 1.0 } else { 0.0 },
+                            out.at(co),
+                            n as isize,
+                            1,
+                        )
+                    }
+                };
+                run_parts(len.div_ceil(block), part);
             }
         }
     };
@@ -170,8 +343,7 @@ fn matmul_typed<T: Gemm>(a: &[T], la: &Layout, b: &[T], lb: &Layout) -> Buffer<T
     check_bounds("matmul", a.len(), la);
     check_bounds("matmul", b.len(), lb);
     let (sa, sb) = (st(la, 0), st(lb, 0));
-    // One GEMM per batch entry, sequentially: each GEMM already uses every core.
-    for (i, c) in out.chunks_mut(m * n).enumerate() {
+    let one = |(i, c): (usize, &mut [T])| {
         let am = MatRef {
             data: a,
             offset: la.offset() + i * sa,
@@ -185,6 +357,12 @@ fn matmul_typed<T: Gemm>(a: &[T], la: &Layout, b: &[T], lb: &Layout) -> Buffer<T
             cs: st(lb, 2),
         };
         T::gemm((m, k, n), T::ONE, am, bm, false, c);
+    };
+    // Small products in a batch run one per task; large ones split themselves.
+    if bs > 1 && m * k * n < GEMM_GRAIN && bs * m * k * n >= GEMM_GRAIN {
+        out.par_chunks_mut(m * n).enumerate().for_each(one);
+    } else {
+        out.chunks_mut(m * n).enumerate().for_each(one);
     }
     out
 }
