@@ -223,7 +223,9 @@ impl Tensor {
 
     /// `x * mask` where mask is bool: keeps the gradient where true (differentiable in `self`).
     pub(crate) fn where_mask(&self, mask: &Tensor) -> Tensor {
-        Tensor::where_cond(mask, self, &self.zeros_like())
+        // A 0-dim zero broadcasts (stride 0): no zero-filled tensor is built.
+        let zero = Tensor::full_on(&[], 0.0, self.dtype(), self.device());
+        Tensor::where_cond(mask, self, &zero)
     }
 
     // ----- binary -----

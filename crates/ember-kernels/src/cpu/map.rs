@@ -169,8 +169,27 @@ pub fn zip3<C: Copy + Sync, A: Copy + Sync, B: Copy + Sync, U: PoolElement>(
     let [sc, sa, sb] = w.inner_strides();
     for_each_chunk_mut(&mut out, ELEMENTWISE_GRAIN, |start, chunk| {
         w.runs(start, start + chunk.len(), |pos, [oc, oa, ob], len| {
-            for (i, d) in chunk[pos - start..pos - start + len].iter_mut().enumerate() {
-                *d = f(c[oc + i * sc], a[oa + i * sa], b[ob + i * sb]);
+            let dst = &mut chunk[pos - start..pos - start + len];
+            // Unit-stride operands, and a broadcast scalar `b` (`where(mask, g, 0)`, ReLU's
+            // backward), get slice loops that vectorise.
+            match (sc, sa, sb) {
+                (1, 1, 1) => {
+                    let (c, a, b) = (&c[oc..oc + len], &a[oa..oa + len], &b[ob..ob + len]);
+                    for (((d, &x), &y), &z) in dst.iter_mut().zip(c).zip(a).zip(b) {
+                        *d = f(x, y, z);
+                    }
+                }
+                (1, 1, 0) => {
+                    let (c, a, z) = (&c[oc..oc + len], &a[oa..oa + len], b[ob]);
+                    for ((d, &x), &y) in dst.iter_mut().zip(c).zip(a) {
+                        *d = f(x, y, z);
+                    }
+                }
+                _ => {
+                    for (i, d) in dst.iter_mut().enumerate() {
+                        *d = f(c[oc + i * sc], a[oa + i * sa], b[ob + i * sb]);
+                    }
+                }
             }
         });
     });
@@ -179,7 +198,92 @@ pub fn zip3<C: Copy + Sync, A: Copy + Sync, B: Copy + Sync, U: PoolElement>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::reduce::test_util::Rng;
     use super::*;
+    use proptest::prelude::*;
+
+    /// A random layout of exactly `shape` over a storage of the returned length: contiguous,
+    /// permuted, sliced with a step, offset, or broadcast (stride 0) along some dims.
+    fn layout_of(r: &mut Rng, shape: &[usize]) -> (usize, Layout) {
+        let nd = shape.len();
+        let off = r.below(3);
+        match r.below(4) {
+            0 => {
+                let strides = Layout::contiguous(shape).strides().to_vec();
+                let n = off + shape.iter().product::<usize>();
+                (n, Layout::new(shape, &strides, off))
+            }
+            1 if nd >= 2 => {
+                // Stored transposed: contiguous over the reversed shape, then reversed back.
+                let rev: Vec<usize> = shape.iter().rev().copied().collect();
+                let perm: Vec<usize> = (0..nd).rev().collect();
+                (
+                    rev.iter().product::<usize>(),
+                    Layout::contiguous(&rev).permute(&perm),
+                )
+            }
+            2 if nd >= 1 => {
+                // Every other element along one dim.
+                let d = r.below(nd);
+                let mut big = shape.to_vec();
+                big[d] *= 2;
+                let l = Layout::contiguous(&big).slice(d, 0, big[d], 2);
+                (big.iter().product::<usize>(), l)
+            }
+            _ => {
+                // Broadcast along a random subset of dims.
+                let small: Vec<usize> = shape
+                    .iter()
+                    .map(|&n| if r.below(2) == 0 { 1 } else { n })
+                    .collect();
+                let l = Layout::contiguous(&small).expand(shape);
+                (small.iter().product::<usize>(), l)
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// `map`, `zip` and `zip3` against a walk over `positions()`, on random strided,
+        /// broadcast and contiguous layouts of one random shape (up to above the parallel grain).
+        #[test]
+        fn drivers_match_positions(seed in any::<u64>()) {
+            let mut r = Rng(seed);
+            let nd = r.below(4);
+            let big = r.below(8) == 0;
+            let shape: Vec<usize> = (0..nd)
+                .map(|_| if big { 20 + r.below(30) } else { r.below(6) })
+                .collect();
+            let (na, la) = layout_of(&mut r, &shape);
+            let (nb, lb) = layout_of(&mut r, &shape);
+            let (nc, lc) = layout_of(&mut r, &shape);
+            let a: Vec<i64> = (0..na as i64).collect();
+            let b: Vec<i64> = (0..nb as i64).map(|x| 1000 * x).collect();
+            let c: Vec<bool> = (0..nc).map(|i| i % 3 != 0).collect();
+            let pa: Vec<usize> = la.positions().collect();
+            let pb: Vec<usize> = lb.positions().collect();
+            let pc: Vec<usize> = lc.positions().collect();
+            let want: Vec<i64> = pa.iter().map(|&i| a[i] * 7).collect();
+            prop_assert_eq!(&map(&a, &la, |x| x * 7)[..], &want[..]);
+            let want: Vec<i64> = pa.iter().zip(&pb).map(|(&i, &j)| a[i] + b[j]).collect();
+            prop_assert_eq!(&zip(&a, &la, &b, &lb, |x, y| x + y)[..], &want[..]);
+            let want: Vec<i64> = (0..pa.len())
+                .map(|k| if c[pc[k]] { a[pa[k]] } else { b[pb[k]] })
+                .collect();
+            let got = zip3((&c, &lc), (&a, &la), (&b, &lb), |c, x, y| if c { x } else { y });
+            prop_assert_eq!(&got[..], &want[..]);
+            // The broadcast-scalar fast path of `zip3` (ReLU's backward).
+            let zero = Layout::contiguous(&[]).expand(&shape);
+            let want: Vec<i64> = (0..pa.len())
+                .map(|k| if c[pc[k]] { a[pa[k]] } else { -1 })
+                .collect();
+            let got = zip3((&c, &lc), (&a, &la), (&[-1i64][..], &zero), |c, x, y| {
+                if c { x } else { y }
+            });
+            prop_assert_eq!(&got[..], &want[..]);
+        }
+    }
 
     #[test]
     fn empty_view_past_the_end_reads_nothing() {
