@@ -146,12 +146,8 @@ impl Storage {
         dtype: DType,
     ) -> Storage {
         let (a, b) = same_device(op.name(), self, rhs);
-        let conv = |s: &CpuStorage, l: &Layout| {
-            (s.dtype() != dtype).then(|| (s.cast(l, dtype), Layout::contiguous(l.shape())))
-        };
-        let (ca, cb) = (conv(a, la), conv(b, lb));
-        let (a, la) = ca.as_ref().map_or((a, la), |(s, l)| (s, l));
-        let (b, lb) = cb.as_ref().map_or((b, lb), |(s, l)| (s, l));
+        let (oa, ob) = (InDType::new(a, la, dtype), InDType::new(b, lb, dtype));
+        let ((a, la), (b, lb)) = (oa.get(), ob.get());
         Storage::Cpu(a.binary(la, b, lb, op))
     }
 
@@ -165,12 +161,10 @@ impl Storage {
         dtype: DType,
     ) -> Storage {
         match self {
-            Storage::Cpu(a) if a.dtype() == dtype => {
-                Storage::Cpu(a.binary_scalar(la, s, op, scalar_first))
-            }
             Storage::Cpu(a) => {
-                let c = a.cast(la, dtype);
-                Storage::Cpu(c.binary_scalar(&Layout::contiguous(la.shape()), s, op, scalar_first))
+                let oa = InDType::new(a, la, dtype);
+                let (a, la) = oa.get();
+                Storage::Cpu(a.binary_scalar(la, s, op, scalar_first))
             }
         }
     }
@@ -179,12 +173,10 @@ impl Storage {
     pub fn binary_inplace(&mut self, la: &Layout, rhs: &Storage, lb: &Layout, op: BinaryOp) {
         let dtype = self.dtype();
         match (self, rhs) {
-            (Storage::Cpu(a), Storage::Cpu(b)) if b.dtype() == dtype => {
-                a.binary_inplace(la, b, lb, op)
-            }
             (Storage::Cpu(a), Storage::Cpu(b)) => {
-                let c = b.cast(lb, dtype);
-                a.binary_inplace(la, &c, &Layout::contiguous(lb.shape()), op)
+                let ob = InDType::new(b, lb, dtype);
+                let (b, lb) = ob.get();
+                a.binary_inplace(la, b, lb, op)
             }
         }
     }
@@ -199,12 +191,8 @@ impl Storage {
     /// Elementwise comparison computed in `dtype`, giving a bool storage.
     pub fn cmp(&self, la: &Layout, rhs: &Storage, lb: &Layout, op: CmpOp, dtype: DType) -> Storage {
         let (a, b) = same_device(op.name(), self, rhs);
-        let conv = |s: &CpuStorage, l: &Layout| {
-            (s.dtype() != dtype).then(|| (s.cast(l, dtype), Layout::contiguous(l.shape())))
-        };
-        let (ca, cb) = (conv(a, la), conv(b, lb));
-        let (a, la) = ca.as_ref().map_or((a, la), |(s, l)| (s, l));
-        let (b, lb) = cb.as_ref().map_or((b, lb), |(s, l)| (s, l));
+        let (oa, ob) = (InDType::new(a, la, dtype), InDType::new(b, lb, dtype));
+        let ((a, la), (b, lb)) = (oa.get(), ob.get());
         Storage::Cpu(a.cmp(la, b, lb, op))
     }
 
@@ -227,15 +215,33 @@ impl Storage {
     ) -> Storage {
         let (c, a) = same_device("where", self, a);
         let (_, b) = same_device("where", self, b);
-        let ca = (a.dtype() != dtype).then(|| a.cast(la, dtype));
-        let cb = (b.dtype() != dtype).then(|| b.cast(lb, dtype));
-        let (cla, clb) = (
-            Layout::contiguous(la.shape()),
-            Layout::contiguous(lb.shape()),
-        );
-        let (a, la) = ca.as_ref().map_or((a, la), |s| (s, &cla));
-        let (b, lb) = cb.as_ref().map_or((b, lb), |s| (s, &clb));
+        let (oa, ob) = (InDType::new(a, la, dtype), InDType::new(b, lb, dtype));
+        let ((a, la), (b, lb)) = (oa.get(), ob.get());
         Storage::Cpu(c.where_cond(lc, a, la, b, lb))
+    }
+}
+
+/// An operand in the dtype an op computes in: the storage itself when its dtype matches, else
+/// the elements `layout` selects converted into a new contiguous storage.
+enum InDType<'a> {
+    Same(&'a CpuStorage, &'a Layout),
+    Converted(CpuStorage, Layout),
+}
+
+impl<'a> InDType<'a> {
+    fn new(s: &'a CpuStorage, layout: &'a Layout, dtype: DType) -> Self {
+        if s.dtype() == dtype {
+            InDType::Same(s, layout)
+        } else {
+            InDType::Converted(s.cast(layout, dtype), Layout::contiguous(layout.shape()))
+        }
+    }
+
+    fn get(&self) -> (&CpuStorage, &Layout) {
+        match self {
+            InDType::Same(s, l) => (s, l),
+            InDType::Converted(s, l) => (s, l),
+        }
     }
 }
 

@@ -4,12 +4,10 @@
 //! Integers use a plain i-k-j loop.
 
 use super::num::{Float, Num};
+use super::par::{GEMM_GRAIN, INT_GEMM_GRAIN};
 use super::{Buffer, CpuElement, CpuStorage};
 use crate::layout::Layout;
 use rayon::prelude::*;
-
-/// Integer GEMMs with at least this many multiply-adds split their rows across rayon.
-const INT_GEMM_GRAIN: usize = 1 << 16;
 
 /// A strided matrix operand: the element slice, the offset of element `[0, 0]`, and the row and
 /// column strides.
@@ -38,11 +36,6 @@ pub trait Gemm: CpuElement {
         c: &mut [Self],
     );
 }
-
-/// Float GEMMs with at least this many multiply-adds are split across rayon. Waking the pool
-/// costs 5-8 µs, so below ~1M multiply-adds (64×128×64 included) one thread is faster; at
-/// 16×784×128 two already win (measured with single-threaded matrixmultiply calls).
-const GEMM_GRAIN: usize = 1 << 20;
 
 /// The output pointer shared by the parts of a split GEMM; each part writes a disjoint block.
 #[derive(Clone, Copy)]

@@ -1,11 +1,25 @@
-//! When and how CPU kernels go parallel. Spawning rayon work costs a few microseconds, so tensors
-//! below a measured size stay on the calling thread.
+//! When and how CPU kernels go parallel: the measured size thresholds of every kernel family and
+//! the chunking helpers. Spawning rayon work costs a few microseconds, so work below a
+//! threshold stays on the calling thread.
 
 use rayon::prelude::*;
 
 /// Elementwise ops on fewer elements than this run on one thread (measured with the kernels
 /// benchmark: below ~32K f32 elements the split costs more than it saves on 2 cores).
 pub const ELEMENTWISE_GRAIN: usize = 1 << 15;
+
+/// Reductions over fewer input elements than this run on one thread: a vectorised sum reads
+/// 128K cached f32 in a few microseconds, about what handing work to rayon costs.
+pub const REDUCE_GRAIN: usize = 1 << 17;
+
+/// Float GEMMs with at least this many multiply-adds are split across rayon. Waking the pool
+/// costs 5-8 µs, so below ~1M multiply-adds (64×128×64 included) one thread is faster; at
+/// 16×784×128 two already win (measured with single-threaded matrixmultiply calls).
+pub const GEMM_GRAIN: usize = 1 << 20;
+
+/// Integer GEMMs (a plain loop, far slower per multiply-add) split their rows across rayon from
+/// this many multiply-adds.
+pub const INT_GEMM_GRAIN: usize = 1 << 16;
 
 /// Number of chunks to split parallel work into.
 pub fn n_chunks(n: usize, grain: usize) -> usize {

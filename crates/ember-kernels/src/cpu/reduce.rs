@@ -12,7 +12,7 @@
 use super::buffer::{Buffer, PoolElement};
 use super::map::map;
 use super::num::Num;
-use super::par::n_chunks;
+use super::par::{n_chunks, REDUCE_GRAIN};
 use super::softmax::{exp_f32, multiversion, Pick};
 use super::{CpuElement, CpuStorage};
 use crate::dtype::{DType, Element};
@@ -24,9 +24,6 @@ use rayon::prelude::*;
 use smallvec::SmallVec;
 use std::marker::PhantomData;
 
-/// Reductions over fewer input elements than this run on one thread: a vectorised sum reads
-/// 128K cached f32 in a few microseconds, about what handing work to rayon costs.
-const REDUCE_GRAIN: usize = 1 << 17;
 /// Lanes of the vectorised inner loops: enough independent accumulators to hide add latency.
 const L: usize = 16;
 
