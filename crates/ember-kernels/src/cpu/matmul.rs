@@ -139,34 +139,29 @@ fn gemv_block<T: Float>(
     }
 }
 
-/// A matrix-vector product (`m == 1` or `n == 1`) on the contiguous output `c`, split across
-/// rayon when large.
-fn gemv<T: Float>(
-    (m, k, n): (usize, usize, usize),
-    alpha: T,
-    a: MatRef<'_, T>,
-    b: MatRef<'_, T>,
-    accumulate: bool,
-    c: &mut [T],
-) {
-    // m == 1: c[j] = Σ_p a[0, p]·b[p, j]; n == 1: c[i] = Σ_p a[i, p]·b[p, 0].
-    let (mat, vec) = if m == 1 {
-        ((b.data, b.offset, b.cs, b.rs), (a.data, a.offset, 0, a.cs))
+/// The matrix and the vector of a product with one output row (`m == 1`: `c[j] = Σ_p a[0, p]·b[p, j]`)
+/// or one output column (`c[i] = Σ_p a[i, p]·b[p, 0]`).
+fn gemv_operands<'a, T>(m: usize, a: MatRef<'a, T>, b: MatRef<'a, T>) -> [Strided<'a, T>; 2] {
+    if m == 1 {
+        [(b.data, b.offset, b.cs, b.rs), (a.data, a.offset, 0, a.cs)]
     } else {
-        ((a.data, a.offset, a.rs, a.cs), (b.data, b.offset, 0, b.rs))
-    };
+        [(a.data, a.offset, a.rs, a.cs), (b.data, b.offset, 0, b.rs)]
+    }
+}
+
+/// A matrix-vector product over `k` into the contiguous outputs `c`, split across rayon when
+/// large.
+fn gemv<T: Float>(k: usize, alpha: T, [mat, vec]: [Strided<'_, T>; 2], acc: bool, c: &mut [T]) {
     let len = c.len();
-    debug_assert_eq!(len, m * n);
     if len * k < GEMM_GRAIN || len < 32 {
-        gemv_block(0, k, alpha, mat, vec, accumulate, c);
-        return;
+        return gemv_block(0, k, alpha, mat, vec, acc, c);
     }
     let size = len
         .div_ceil(rayon::current_num_threads())
         .next_multiple_of(16);
     c.par_chunks_mut(size)
         .enumerate()
-        .for_each(|(i, ci)| gemv_block(i * size, k, alpha, mat, vec, accumulate, ci));
+        .for_each(|(i, ci)| gemv_block(i * size, k, alpha, mat, vec, acc, ci));
 }
 
 /// Runs `part(0..parts)`: part 0 on the calling thread, the others on rayon's pool. The caller
@@ -203,7 +198,7 @@ macro_rules! float_gemm {
                     return;
                 }
                 if m == 1 || n == 1 {
-                    return gemv((m, k, n), alpha, a, b, accumulate, c);
+                    return gemv(k, alpha, gemv_operands(m, a, b), accumulate, c);
                 }
                 let (by_rows, block) = split_plan(m, k, n);
                 let len = if by_rows { m } else { n };
