@@ -5,7 +5,7 @@
 use ember_autograd::gradcheck::gradcheck;
 use ember_autograd::{no_grad, DType, Generator, Tensor};
 use ember_nn::{self as nn, functional as F, init, Module};
-use ember_testkit::{assert_close, cases, reduction_tol, tensor};
+use ember_testkit::{assert_close, cases, leaf_input, reduction_tol, tensor};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -74,14 +74,7 @@ fn parity_with_pytorch() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|v| {
-                let t = tensor(v);
-                if v["requires_grad"].as_bool().unwrap_or(false) {
-                    t.requires_grad_(true)
-                } else {
-                    t
-                }
-            })
+            .map(leaf_input)
             .collect();
         let out = m.forward(&inputs[0]);
         let (atol, rtol) = reduction_tol(out.dtype());

@@ -9,7 +9,7 @@ use ember_nn::{
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss, MSELoss, NLLLoss,
     Reduction, SmoothL1Loss,
 };
-use ember_testkit::{assert_close, cases, reduction_tol, tensor};
+use ember_testkit::{assert_close, cases, leaf_input, reduction_tol, tensor};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -81,14 +81,7 @@ fn parity_with_pytorch() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|v| {
-                let t = tensor(v);
-                if v["requires_grad"].as_bool().unwrap_or(false) {
-                    t.requires_grad_(true)
-                } else {
-                    t
-                }
-            })
+            .map(leaf_input)
             .collect();
         let out = run(c["op"].as_str().unwrap(), &c["args"], &leaves);
         let (atol, rtol) = reduction_tol(out.dtype());

@@ -55,13 +55,20 @@ pub fn tensor(v: &Value) -> Tensor {
     }
 }
 
+/// [`tensor`] with `requires_grad` set when the case records it.
+pub fn leaf_input(v: &Value) -> Tensor {
+    let t = tensor(v);
+    if v["requires_grad"].as_bool().unwrap_or(false) {
+        t.requires_grad_(true)
+    } else {
+        t
+    }
+}
+
 /// An op input: the tensor, its `view` steps applied (strided input), and `requires_grad` set on
 /// the leaf. Returns (leaf, viewed input).
 pub fn input(v: &Value) -> (Tensor, Tensor) {
-    let mut leaf = tensor(v);
-    if v["requires_grad"].as_bool().unwrap_or(false) {
-        leaf = leaf.requires_grad_(true);
-    }
+    let leaf = leaf_input(v);
     let mut x = leaf.clone();
     if let Some(steps) = v.get("view").and_then(|s| s.as_array()) {
         for step in steps {
