@@ -30,7 +30,9 @@ fn batched(t: &Tensor, batch: &[usize], r: usize, c: usize) -> (Tensor, Layout) 
 
 /// Whether `t`'s last two dims are stored column-major (the layout of `w.t()` for a contiguous `w`).
 fn is_col_major(t: &Tensor) -> bool {
-    t.dim() >= 2 && !t.is_contiguous() && t.transpose(-1, -2).is_contiguous()
+    // On the layout, not through `Tensor::transpose`, which would record a graph node.
+    let (l, n) = (t.layout(), t.dim());
+    n >= 2 && !l.is_contiguous() && l.transpose(n - 2, n - 1).is_contiguous()
 }
 
 /// `a @ b`, column-major when `col_major` (the operand whose gradient this is was): then
