@@ -212,27 +212,34 @@ const STREAMS: usize = 4;
 #[inline(always)]
 fn tree_sum_f32(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     const C: usize = 8 * L;
-    let tree = |c: &[f32]| -> [f32; L] {
+    // An `#[inline(always)]` fn writing into caller-owned arrays, not a closure or
+    // `std::array::from_fn`: inside the AVX2 copy either was left as an out-of-line call
+    // compiled for SSE that spilled every tree to the stack (half the speed on cached data).
+    #[inline(always)]
+    fn tree(c: &[f32], f: &impl Fn(f32) -> f32, t: &mut [f32; L]) {
         let c: &[f32; C] = c.try_into().unwrap();
-        std::array::from_fn(|j| {
+        for j in 0..L {
             let a = (f(c[j]) + f(c[L + j])) + (f(c[2 * L + j]) + f(c[3 * L + j]));
             let b = (f(c[4 * L + j]) + f(c[5 * L + j])) + (f(c[6 * L + j]) + f(c[7 * L + j]));
-            a + b
-        })
-    };
+            t[j] = a + b;
+        }
+    }
     let mut acc = [0f64; L];
+    let mut t = [[0f32; L]; STREAMS];
     let per = xs.len() / (STREAMS * C) * C;
     for i in (0..per).step_by(C) {
-        let t: [[f32; L]; STREAMS] = std::array::from_fn(|s| tree(&xs[s * per + i..][..C]));
+        for (s, ts) in t.iter_mut().enumerate() {
+            tree(&xs[s * per + i..][..C], &f, ts);
+        }
         for j in 0..L {
             acc[j] += ((t[0][j] + t[1][j]) + (t[2][j] + t[3][j])) as f64;
         }
     }
     let mut it = xs[STREAMS * per..].chunks_exact(C);
     for c in &mut it {
-        let t = tree(c);
+        tree(c, &f, &mut t[0]);
         for j in 0..L {
-            acc[j] += t[j] as f64;
+            acc[j] += t[0][j] as f64;
         }
     }
     let mut tail = 0f64;
@@ -247,23 +254,29 @@ fn tree_sum_f32(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
 #[inline(always)]
 fn tree_sum_f64(xs: &[f64], f: impl Fn(f64) -> f64) -> f64 {
     const C: usize = 4 * L;
-    let tree = |c: &[f64]| -> [f64; L] {
+    #[inline(always)]
+    fn tree(c: &[f64], f: &impl Fn(f64) -> f64, t: &mut [f64; L]) {
         let c: &[f64; C] = c.try_into().unwrap();
-        std::array::from_fn(|j| (f(c[j]) + f(c[L + j])) + (f(c[2 * L + j]) + f(c[3 * L + j])))
-    };
+        for j in 0..L {
+            t[j] = (f(c[j]) + f(c[L + j])) + (f(c[2 * L + j]) + f(c[3 * L + j]));
+        }
+    }
     let mut acc = [0f64; L];
+    let mut t = [[0f64; L]; STREAMS];
     let per = xs.len() / (STREAMS * C) * C;
     for i in (0..per).step_by(C) {
-        let t: [[f64; L]; STREAMS] = std::array::from_fn(|s| tree(&xs[s * per + i..][..C]));
+        for (s, ts) in t.iter_mut().enumerate() {
+            tree(&xs[s * per + i..][..C], &f, ts);
+        }
         for j in 0..L {
             acc[j] += (t[0][j] + t[1][j]) + (t[2][j] + t[3][j]);
         }
     }
     let mut it = xs[STREAMS * per..].chunks_exact(C);
     for c in &mut it {
-        let t = tree(c);
+        tree(c, &f, &mut t[0]);
         for j in 0..L {
-            acc[j] += t[j];
+            acc[j] += t[0][j];
         }
     }
     let mut tail = 0f64;
