@@ -205,83 +205,83 @@ pub(crate) fn extreme_slice<T: Num, const MAX: bool>(xs: &[T]) -> T {
 /// quarters read in lock-step measured 24–28 GB/s per core against 15–18 for one stream.
 const STREAMS: usize = 4;
 
-/// `Σ f(x)` of f32 values with an f64 result: 16 lanes each add 8 values as a depth-3 tree in
-/// f32, and those partials accumulate in f64 lanes. Error stays near f32 rounding of one value
-/// even for 16M-element sums, at memory speed. Long inputs are read as [`STREAMS`] quarters in
-/// lock-step; the grouping depends only on the length, so results are reproducible.
-#[inline(always)]
-fn tree_sum_f32(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
-    const C: usize = 8 * L;
-    // An `#[inline(always)]` fn writing into caller-owned arrays, not a closure or
-    // `std::array::from_fn`: inside the AVX2 copy either was left as an out-of-line call
-    // compiled for SSE that spilled every tree to the stack (half the speed on cached data).
-    #[inline(always)]
-    fn tree(c: &[f32], f: &impl Fn(f32) -> f32, t: &mut [f32; L]) {
-        let c: &[f32; C] = c.try_into().unwrap();
-        for j in 0..L {
-            let a = (f(c[j]) + f(c[L + j])) + (f(c[2 * L + j]) + f(c[3 * L + j]));
-            let b = (f(c[4 * L + j]) + f(c[5 * L + j])) + (f(c[6 * L + j]) + f(c[7 * L + j]));
-            t[j] = a + b;
-        }
-    }
-    let mut acc = [0f64; L];
-    let mut t = [[0f32; L]; STREAMS];
-    let per = xs.len() / (STREAMS * C) * C;
-    for i in (0..per).step_by(C) {
-        for (s, ts) in t.iter_mut().enumerate() {
-            tree(&xs[s * per + i..][..C], &f, ts);
-        }
-        for j in 0..L {
-            acc[j] += ((t[0][j] + t[1][j]) + (t[2][j] + t[3][j])) as f64;
-        }
-    }
-    let mut it = xs[STREAMS * per..].chunks_exact(C);
-    for c in &mut it {
-        tree(c, &f, &mut t[0]);
-        for j in 0..L {
-            acc[j] += t[0][j] as f64;
-        }
-    }
-    let mut tail = 0f64;
-    for &x in it.remainder() {
-        tail += f(x) as f64;
-    }
-    pairwise_f64(acc) + tail
+/// A float a tree sum adds in: f32 adds trees of 8 values before widening to f64, f64 trees of
+/// 4 (both a 256-bit register's worth of lanes, twice).
+trait TreeLane: Copy + Default + std::ops::Add<Output = Self> {
+    /// Values each lane adds as one tree.
+    const TREE: usize;
+    /// The value as the f64 the lanes accumulate in.
+    fn widen(self) -> f64;
 }
 
-/// `Σ f(x)` of f64 values: 16 lanes each adding a depth-2 tree of 4 values, long inputs read as
-/// [`STREAMS`] quarters in lock-step (see [`tree_sum_f32`]).
-#[inline(always)]
-fn tree_sum_f64(xs: &[f64], f: impl Fn(f64) -> f64) -> f64 {
-    const C: usize = 4 * L;
+impl TreeLane for f32 {
+    const TREE: usize = 8;
     #[inline(always)]
-    fn tree(c: &[f64], f: &impl Fn(f64) -> f64, t: &mut [f64; L]) {
-        let c: &[f64; C] = c.try_into().unwrap();
-        for j in 0..L {
-            t[j] = (f(c[j]) + f(c[L + j])) + (f(c[2 * L + j]) + f(c[3 * L + j]));
-        }
+    fn widen(self) -> f64 {
+        self as f64
     }
+}
+
+impl TreeLane for f64 {
+    const TREE: usize = 4;
+    #[inline(always)]
+    fn widen(self) -> f64 {
+        self
+    }
+}
+
+/// `t[j] = Σ f(c[k·L + j])` over `k < T::TREE`, added as a balanced tree of neighbours.
+///
+/// An `#[inline(always)]` fn writing into caller-owned arrays, not a closure or
+/// `std::array::from_fn`: inside the AVX2 copy either was left as an out-of-line call compiled
+/// for SSE that spilled every tree to the stack (half the speed on cached data).
+#[inline(always)]
+fn tree<T: TreeLane>(c: &[T], f: &impl Fn(T) -> T, t: &mut [T; L]) {
+    let c = &c[..T::TREE * L];
+    for (j, tj) in t.iter_mut().enumerate() {
+        let mut v = [T::default(); 8];
+        for (k, vk) in v[..T::TREE].iter_mut().enumerate() {
+            *vk = f(c[k * L + j]);
+        }
+        let mut w = T::TREE;
+        while w > 1 {
+            w /= 2;
+            for k in 0..w {
+                v[k] = v[2 * k] + v[2 * k + 1];
+            }
+        }
+        *tj = v[0];
+    }
+}
+
+/// `Σ f(x)` with an f64 result: 16 lanes each add a tree of `T::TREE` values in `T`, and those
+/// partials accumulate in f64 lanes. For f32, error stays near f32 rounding of one value even
+/// for 16M-element sums, at memory speed. Long inputs are read as [`STREAMS`] quarters in
+/// lock-step; the grouping depends only on the length, so results are reproducible.
+#[inline(always)]
+fn tree_sum<T: TreeLane>(xs: &[T], f: impl Fn(T) -> T) -> f64 {
+    let c = T::TREE * L;
     let mut acc = [0f64; L];
-    let mut t = [[0f64; L]; STREAMS];
-    let per = xs.len() / (STREAMS * C) * C;
-    for i in (0..per).step_by(C) {
+    let mut t = [[T::default(); L]; STREAMS];
+    let per = xs.len() / (STREAMS * c) * c;
+    for i in (0..per).step_by(c) {
         for (s, ts) in t.iter_mut().enumerate() {
-            tree(&xs[s * per + i..][..C], &f, ts);
+            tree(&xs[s * per + i..], &f, ts);
         }
         for j in 0..L {
-            acc[j] += (t[0][j] + t[1][j]) + (t[2][j] + t[3][j]);
+            acc[j] += ((t[0][j] + t[1][j]) + (t[2][j] + t[3][j])).widen();
         }
     }
-    let mut it = xs[STREAMS * per..].chunks_exact(C);
-    for c in &mut it {
-        tree(c, &f, &mut t[0]);
+    let mut it = xs[STREAMS * per..].chunks_exact(c);
+    for chunk in &mut it {
+        tree(chunk, &f, &mut t[0]);
         for j in 0..L {
-            acc[j] += t[0][j];
+            acc[j] += t[0][j].widen();
         }
     }
     let mut tail = 0f64;
     for &x in it.remainder() {
-        tail += f(x);
+        tail += f(x).widen();
     }
     pairwise_f64(acc) + tail
 }
@@ -317,7 +317,7 @@ impl Reducer for SumF32 {
     }
     #[inline(always)]
     fn slice<const F: bool>(&self, xs: &[f32], _: ()) -> f64 {
-        tree_sum_f32(xs, |x| x)
+        tree_sum(xs, |x| x)
     }
 }
 
@@ -340,7 +340,7 @@ impl Reducer for SumF64 {
     }
     #[inline(always)]
     fn slice<const F: bool>(&self, xs: &[f64], _: ()) -> f64 {
-        tree_sum_f64(xs, |x| x)
+        tree_sum(xs, |x| x)
     }
 }
 
@@ -474,7 +474,7 @@ impl Reducer for SqDevF32 {
     }
     #[inline(always)]
     fn slice<const F: bool>(&self, xs: &[f32], m: f32) -> f64 {
-        tree_sum_f32(xs, |x| (x - m) * (x - m))
+        tree_sum(xs, |x| (x - m) * (x - m))
     }
 }
 
@@ -497,7 +497,7 @@ impl Reducer for SqDevF64 {
     }
     #[inline(always)]
     fn slice<const F: bool>(&self, xs: &[f64], m: f64) -> f64 {
-        tree_sum_f64(xs, |x| (x - m) * (x - m))
+        tree_sum(xs, |x| (x - m) * (x - m))
     }
 }
 
@@ -520,7 +520,7 @@ impl Reducer for ExpShiftF32 {
     }
     #[inline(always)]
     fn slice<const F: bool>(&self, xs: &[f32], s: f32) -> f64 {
-        tree_sum_f32(xs, |x| exp_f32::<F>(x - s))
+        tree_sum(xs, |x| exp_f32::<F>(x - s))
     }
 }
 
@@ -1304,7 +1304,7 @@ mod tests {
         }
     }
 
-    /// Row lengths around every boundary of the four-stream path of `tree_sum_*` (multiples of
+    /// Row lengths around every boundary of the four-stream path of `tree_sum` (multiples of
     /// the chunk per stream, one more, one less) against a plain f64 sum.
     #[test]
     fn contiguous_sums_across_stream_boundaries() {
