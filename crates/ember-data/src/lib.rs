@@ -22,6 +22,9 @@
 //! }
 //! ```
 
+// Every `unsafe` block says why it is sound; an `unsafe fn`'s body is not one big unsafe block.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
 mod dataset;

@@ -15,6 +15,9 @@
 // Kernel entry points take (storage, layout) pairs per operand, so long argument lists are the
 // honest shape of the API; indexing parallel per-operand arrays by dim reads best as index loops.
 #![allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+// Every `unsafe` block says why it is sound; an `unsafe fn`'s body is not one big unsafe block.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod cpu;
 pub mod device;

@@ -242,6 +242,23 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(
+        expected = "gemm: the 2x2 operand a (offset 1, strides (2, 1)) reaches past its 4 elements"
+    )]
+    fn gemm_refuses_operands_outside_their_slices() {
+        use crate::cpu::matmul::{Gemm, MatRef};
+        let (a, b, mut c) = (vec![1f32; 4], vec![1f32; 4], vec![0f32; 4]);
+        f32::gemm(
+            (2, 2, 2),
+            1.0,
+            MatRef::new(&a, 1, 2, 1),
+            MatRef::new(&b, 0, 2, 1),
+            false,
+            &mut c,
+        );
+    }
+
+    #[test]
     #[should_panic(expected = "matmul: shapes [2, 3] and [4, 5] cannot be multiplied")]
     fn matmul_shape_mismatch() {
         let a = storage(DType::F32, 6, 1);

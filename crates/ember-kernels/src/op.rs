@@ -38,6 +38,8 @@ pub enum UnaryOp {
     Sigmoid,
     /// `1 / x`
     Reciprocal,
+    /// The error function.
+    Erf,
     /// GELU with the exact erf form (`approximate='none'`).
     GeluErf,
     /// GELU with the tanh approximation (`approximate='tanh'`).

@@ -1,6 +1,9 @@
 //! After a parameter's first step, `step()` allocates nothing: state buffers are reused and the
 //! update runs in place. Counted with a global allocator wrapper.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 use ember_autograd::Tensor;
 use ember_optim::*;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -11,23 +14,28 @@ static ON: AtomicBool = AtomicBool::new(false);
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 static BYTES: AtomicUsize = AtomicUsize::new(0);
 
+// SAFETY: every method forwards to the system allocator with the caller's arguments unchanged
+// (only counting on the side), so `System`'s guarantees are this allocator's.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         if ON.load(Ordering::Relaxed) {
             COUNT.fetch_add(1, Ordering::Relaxed);
             BYTES.fetch_add(l.size(), Ordering::Relaxed);
         }
-        System.alloc(l)
+        // SAFETY: the caller's layout, passed on unchanged (the caller upholds `alloc`'s contract).
+        unsafe { System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l)
+        // SAFETY: `p` was allocated by `System` with layout `l` (every allocation here is).
+        unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         if ON.load(Ordering::Relaxed) {
             COUNT.fetch_add(1, Ordering::Relaxed);
             BYTES.fetch_add(n, Ordering::Relaxed);
         }
-        System.realloc(p, l, n)
+        // SAFETY: `p`/`l` came from `System` as above; the caller upholds `realloc`'s contract.
+        unsafe { System.realloc(p, l, n) }
     }
 }
 

@@ -37,19 +37,30 @@ impl<T> Default for Pool<T> {
 pub trait PoolElement: Element {
     /// The process-wide pool of this type.
     fn pool() -> &'static Pool<Self>;
+    /// What debug builds fill "uninitialised" buffers with: NaN for floats, an implausible value
+    /// for integers, so a kernel that forgets to write an element fails the tests instead of
+    /// returning stale (or zero) numbers that look right.
+    const POISON: Self;
 }
 
 macro_rules! pool_element {
-    ($($t:ty),*) => {$(
+    ($($t:ty => $poison:expr),*) => {$(
         impl PoolElement for $t {
             fn pool() -> &'static Pool<Self> {
                 static POOL: Pool<$t> = Pool::new();
                 &POOL
             }
+            const POISON: Self = $poison;
         }
     )*};
 }
-pool_element!(bool, u8, i64, f32, f64);
+pool_element!(
+    bool => true,
+    u8 => 0xA5,
+    i64 => 0x5A5A_5A5A_5A5A_5A5A,
+    f32 => f32::NAN,
+    f64 => f64::NAN
+);
 
 fn bytes<T>(n: usize) -> usize {
     n * std::mem::size_of::<T>()
@@ -66,9 +77,18 @@ impl<T: PoolElement> Buffer<T> {
         Buffer { vec }
     }
 
-    /// A buffer of `n` elements whose contents are unspecified (old values or zeros): callers must
-    /// write every element before reading it. Reuses a pooled allocation when one fits.
+    /// A buffer of `n` elements whose contents are unspecified (old values or zeros; in debug
+    /// builds always [`PoolElement::POISON`]): callers must write every element before reading it.
+    /// Reuses a pooled allocation when one fits.
     pub fn uninit(n: usize) -> Self {
+        let mut b = Self::uninit_any(n);
+        if cfg!(debug_assertions) {
+            b.vec.fill(T::POISON);
+        }
+        b
+    }
+
+    fn uninit_any(n: usize) -> Self {
         if bytes::<T>(n) >= POOL_MIN_BYTES {
             let mut guard = T::pool().free.lock().unwrap();
             let (free, total) = &mut *guard;
@@ -168,7 +188,22 @@ mod tests {
         assert_eq!(b.len(), n);
         // Another test may race for the pooled buffer; only check when we got one back.
         if b.as_ptr() == ptr {
-            assert_eq!(b[0], 1.5);
+            if cfg!(debug_assertions) {
+                assert!(b[0].is_nan(), "debug builds poison reused buffers");
+            } else {
+                assert_eq!(b[0], 1.5);
+            }
         }
+    }
+
+    #[test]
+    fn debug_builds_poison_every_uninitialised_buffer() {
+        if !cfg!(debug_assertions) {
+            return; // release builds hand out whatever the allocation held
+        }
+        assert!(Buffer::<f32>::uninit(3).iter().all(|v| v.is_nan()));
+        assert!(Buffer::<f64>::uninit(1 << 16).iter().all(|v| v.is_nan()));
+        assert!(Buffer::<i64>::uninit(5).iter().all(|&v| v == i64::POISON));
+        assert!(Buffer::<u8>::uninit(5).iter().all(|&v| v == u8::POISON));
     }
 }

@@ -136,7 +136,9 @@ fn par_blocks<T: Send>(out: &mut [T], block: usize, f: impl Fn(usize, &mut [T]) 
         .for_each(|(i, c)| f(i * per, c));
 }
 
-/// `max + ln Σ exp(x - max)` over one row (`stride` apart), NaN-propagating.
+/// `max + ln Σ exp(x - max)` over one row (`stride` apart), NaN-propagating. A row holding `+inf`
+/// (or only `-inf`) gives NaN, as PyTorch's `log_softmax` does (`x - max` is `inf - inf` there):
+/// the same value the contiguous-row kernel computes.
 #[inline(always)]
 fn row_lse<T: Float>(x: &[T], base: usize, stride: usize, classes: usize) -> T {
     let mut m = T::of(f64::NEG_INFINITY);
@@ -150,10 +152,6 @@ fn row_lse<T: Float>(x: &[T], base: usize, stride: usize, classes: usize) -> T {
     }
     if nan {
         return T::of(f64::NAN);
-    }
-    if m == T::of(f64::NEG_INFINITY) || m == T::of(f64::INFINITY) {
-        // All -inf (or a +inf): x - max would be NaN; PyTorch's log_softmax gives m here.
-        return m;
     }
     let mut s = T::of(0.0);
     for c in 0..classes {
@@ -973,6 +971,72 @@ mod tests {
 
     const REDUCTIONS: [LossReduction; 3] =
         [LossReduction::None, LossReduction::Mean, LossReduction::Sum];
+
+    /// A value that is often special: ±inf or NaN mixed among ordinary logits.
+    fn special() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            6 => -4.0..4.0f64,
+            1 => Just(f64::INFINITY),
+            1 => Just(f64::NEG_INFINITY),
+            1 => Just(f64::NAN),
+        ]
+    }
+
+    /// NaN-aware equality of two kernels' results (bitwise on the value, any NaN equal to any).
+    fn same(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| {
+                (x.is_nan() && y.is_nan()) || x == y || (x - y).abs() <= 1e-5 * (1.0 + y.abs())
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The contiguous-row kernel (`inner == 1`) and the strided one (`inner > 1`) give the same
+        /// losses and gradients on the same rows, special values included (PyTorch: a row holding
+        /// `+inf`, only `-inf`, or NaN has a NaN loss; `-inf` at a non-target class is fine).
+        #[test]
+        fn both_row_kernels_agree_on_special_values(
+            (n, c, x, t, smooth) in (1usize..5, 1usize..6).prop_flat_map(|(n, c)| (
+                Just(n), Just(c),
+                prop::collection::vec(special(), n * c),
+                prop::collection::vec(0..c as i64, n),
+                prop_oneof![Just(0.0), Just(0.2)],
+            ))
+        ) {
+            let xs = CpuStorage::from_vec(x.clone());
+            let rows_layout = Layout::contiguous(&[n, c]);
+            // The same elements seen as (1, C, N): one sample with N positions, so inner = N.
+            let spatial_layout = rows_layout.transpose(0, 1).unsqueeze(0);
+            let ts = CpuStorage::from_vec(t.clone());
+            let (t_rows, t_spatial) = (Layout::contiguous(&[n]), Layout::contiguous(&[1, n]));
+            let opts = CeOptions { weight: None, ignore_index: -100, label_smoothing: smooth, op: "cross_entropy" };
+            let fa = xs.cross_entropy(&rows_layout, CeTarget::Index(&ts, &t_rows), &opts, LossReduction::None);
+            let fb = xs.cross_entropy(&spatial_layout, CeTarget::Index(&ts, &t_spatial), &opts, LossReduction::None);
+            let (la, lb) = (fa.loss.to_vec::<f64>(&Layout::contiguous(&[n])), fb.loss.to_vec::<f64>(&Layout::contiguous(&[n])));
+            prop_assert!(same(&la, &lb), "losses {:?} vs {:?} for {:?}", la, lb, x);
+            for (r, &l) in la.iter().enumerate() {
+                let row = &x[r * c..(r + 1) * c];
+                let poisoned = row.iter().any(|v| v.is_nan() || *v == f64::INFINITY)
+                    || row.iter().all(|v| *v == f64::NEG_INFINITY);
+                if poisoned {
+                    prop_assert!(l.is_nan(), "row {:?} gives {} (PyTorch: nan)", row, l);
+                }
+            }
+            let g = CpuStorage::from_vec(vec![1.0f64; n]);
+            let gl = Layout::contiguous(&[n]);
+            let gl2 = Layout::contiguous(&[1, n]);
+            let (ga, _) = xs.cross_entropy_backward(&rows_layout, CeTarget::Index(&ts, &t_rows), &opts,
+                fa.lse.as_ref().unwrap(), LossGrad::Rows(&g, &gl), false);
+            let (gb, _) = xs.cross_entropy_backward(&spatial_layout, CeTarget::Index(&ts, &t_spatial), &opts,
+                fb.lse.as_ref().unwrap(), LossGrad::Rows(&g, &gl2), false);
+            let ga = ga.to_vec::<f64>(&Layout::contiguous(&[n, c]));
+            // The strided kernel's gradient has the (1, C, N) shape: read it back as (N, C).
+            let gb = gb.to_vec::<f64>(&Layout::contiguous(&[1, c, n]).squeeze(0).transpose(0, 1));
+            prop_assert!(same(&ga, &gb), "gradients {:?} vs {:?} for {:?}", ga, gb, x);
+        }
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(32))]

@@ -10,23 +10,58 @@ use crate::layout::Layout;
 use rayon::prelude::*;
 
 /// A strided matrix operand: the element slice, the offset of element `[0, 0]`, and the row and
-/// column strides.
+/// column strides. The fields are private: every GEMM checks, before it reads, that its operands'
+/// elements lie inside their slices, so no safe caller can make the kernels read out of bounds.
 #[derive(Clone, Copy)]
 pub struct MatRef<'a, T> {
-    /// The whole storage the matrix lives in.
-    pub data: &'a [T],
-    /// Position of element `[0, 0]`.
-    pub offset: usize,
-    /// Distance between consecutive rows.
-    pub rs: usize,
-    /// Distance between consecutive columns.
-    pub cs: usize,
+    data: &'a [T],
+    offset: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a, T> MatRef<'a, T> {
+    /// The matrix whose element `[i, j]` is `data[offset + i * rs + j * cs]`.
+    pub fn new(data: &'a [T], offset: usize, rs: usize, cs: usize) -> Self {
+        MatRef {
+            data,
+            offset,
+            rs,
+            cs,
+        }
+    }
+
+    /// Panics, naming `op`, unless every element of a `rows`×`cols` view lies inside `data`.
+    fn check(&self, op: &str, which: &str, rows: usize, cols: usize) {
+        if rows == 0 || cols == 0 {
+            return;
+        }
+        let last = (rows - 1)
+            .checked_mul(self.rs)
+            .and_then(|r| {
+                (cols - 1)
+                    .checked_mul(self.cs)
+                    .and_then(|c| r.checked_add(c))
+            })
+            .and_then(|x| x.checked_add(self.offset));
+        match last {
+            Some(l) if l < self.data.len() => {}
+            _ => panic!(
+                "{op}: the {rows}x{cols} operand {which} (offset {}, strides ({}, {})) reaches past its {} elements",
+                self.offset,
+                self.rs,
+                self.cs,
+                self.data.len()
+            ),
+        }
+    }
 }
 
 /// An element type with a matrix-multiply kernel.
 pub trait Gemm: CpuElement {
-    /// `c = alpha * (a @ b) + (c if accumulate else 0)` for `a`: m×k and `b`: k×n (both strided,
-    /// in bounds, `k > 0`) and `c` a contiguous m×n slice.
+    /// `c = alpha * (a @ b) + (c if accumulate else 0)` for `a`: m×k and `b`: k×n (both strided)
+    /// and `c` a contiguous m×n slice. Panics if an operand reaches outside its slice or `c` has
+    /// the wrong length; `k == 0` gives `c = 0` (or leaves it when accumulating).
     fn gemm(
         mkn: (usize, usize, usize),
         alpha: Self,
@@ -37,11 +72,41 @@ pub trait Gemm: CpuElement {
     );
 }
 
+/// The checks every GEMM makes before touching memory; false when there is nothing to multiply
+/// (`c` is then already right).
+fn gemm_args<T: Num>(
+    (m, k, n): (usize, usize, usize),
+    a: &MatRef<'_, T>,
+    b: &MatRef<'_, T>,
+    accumulate: bool,
+    c: &mut [T],
+) -> bool {
+    assert_eq!(
+        c.len(),
+        m * n,
+        "gemm: the output holds {} elements, not {m}x{n}",
+        c.len()
+    );
+    a.check("gemm", "a", m, k);
+    b.check("gemm", "b", k, n);
+    if m == 0 || n == 0 {
+        return false;
+    }
+    if k == 0 {
+        if !accumulate {
+            c.fill(T::ZERO);
+        }
+        return false;
+    }
+    true
+}
+
 /// The output pointer shared by the parts of a split GEMM; each part writes a disjoint block.
 #[derive(Clone, Copy)]
 struct OutPtr<T>(*mut T);
 // SAFETY: the parts of one GEMM write disjoint blocks of the output (see `float_gemm!`).
 unsafe impl<T: Send> Send for OutPtr<T> {}
+// SAFETY: as for `Send`: shared between the parts only to write their own disjoint blocks.
 unsafe impl<T: Send> Sync for OutPtr<T> {}
 
 impl<T> OutPtr<T> {
@@ -51,7 +116,8 @@ impl<T> OutPtr<T> {
     /// # Safety
     /// `i` must stay inside the output allocation.
     unsafe fn at(self, i: usize) -> *mut T {
-        self.0.add(i)
+        // SAFETY: the caller keeps `i` inside the allocation `self.0` points into.
+        unsafe { self.0.add(i) }
     }
 }
 
@@ -193,8 +259,7 @@ macro_rules! float_gemm {
                 accumulate: bool,
                 c: &mut [Self],
             ) {
-                assert_eq!(c.len(), m * n);
-                if m == 0 || n == 0 {
+                if !gemm_args((m, k, n), &a, &b, accumulate, c) {
                     return;
                 }
                 if m == 1 || n == 1 {
@@ -210,11 +275,12 @@ macro_rules! float_gemm {
                     } else {
                         (m, e - s, a.offset, b.offset + s * b.cs, s)
                     };
-                    // SAFETY: the callers check that both layouts stay inside their storages
-                    // (`storage_extent`), so every element matrixmultiply reads is in bounds.
-                    // `c` is an exclusive contiguous m×n slice; part `p` writes only its rows
-                    // (or columns) `s..e` of it, so parts never overlap and strides (n, 1) never
-                    // alias.
+                    // SAFETY: `gemm_args` checked above that every element of the m×k `a` and the
+                    // k×n `b` lies inside its slice (and that k > 0), so every element
+                    // matrixmultiply reads is in bounds; a part reads a sub-block of them. `c` is
+                    // an exclusive contiguous m×n slice (length checked); part `p` writes only its
+                    // rows (or columns) `s..e` of it, so parts never overlap and strides (n, 1)
+                    // never alias.
                     unsafe {
                         matrixmultiply::$f(
                             mm,
@@ -252,7 +318,7 @@ fn int_gemm<T: Num + Send + Sync>(
     accumulate: bool,
     c: &mut [T],
 ) {
-    if m == 0 || n == 0 {
+    if !gemm_args((m, k, n), &a, &b, accumulate, c) {
         return;
     }
     let row = |i: usize, crow: &mut [T]| {
@@ -332,18 +398,8 @@ fn matmul_typed<T: Gemm>(a: &[T], la: &Layout, b: &[T], lb: &Layout) -> Buffer<T
     check_bounds("matmul", b.len(), lb);
     let (sa, sb) = (st(la, 0), st(lb, 0));
     let one = |(i, c): (usize, &mut [T])| {
-        let am = MatRef {
-            data: a,
-            offset: la.offset() + i * sa,
-            rs: st(la, 1),
-            cs: st(la, 2),
-        };
-        let bm = MatRef {
-            data: b,
-            offset: lb.offset() + i * sb,
-            rs: st(lb, 1),
-            cs: st(lb, 2),
-        };
+        let am = MatRef::new(a, la.offset() + i * sa, st(la, 1), st(la, 2));
+        let bm = MatRef::new(b, lb.offset() + i * sb, st(lb, 1), st(lb, 2));
         T::gemm((m, k, n), T::ONE, am, bm, false, c);
     };
     // Small products in a batch run one per task; large ones split themselves.
@@ -382,18 +438,8 @@ fn addmm_typed<T: Gemm>(
     }
     check_bounds("addmm", a.len(), la);
     check_bounds("addmm", b.len(), lb);
-    let am = MatRef {
-        data: a,
-        offset: la.offset(),
-        rs: st(la, 0),
-        cs: st(la, 1),
-    };
-    let bm = MatRef {
-        data: b,
-        offset: lb.offset(),
-        rs: st(lb, 0),
-        cs: st(lb, 1),
-    };
+    let am = MatRef::new(a, la.offset(), st(la, 0), st(la, 1));
+    let bm = MatRef::new(b, lb.offset(), st(lb, 0), st(lb, 1));
     T::gemm((m, k, n), alpha_t, am, bm, beta != 0.0, &mut out);
     out
 }

@@ -79,7 +79,17 @@ macro_rules! int_num {
                         0
                     };
                 }
-                a.wrapping_pow(b as u32)
+                // Square-and-multiply over every bit of the exponent (wrapping, as PyTorch's
+                // `powi`): a `u32` exponent would truncate exponents of 2³² or more.
+                let (mut base, mut e, mut acc) = (a, b as u64, 1 as $t);
+                while e != 0 {
+                    if e & 1 == 1 {
+                        acc = acc.wrapping_mul(base);
+                    }
+                    base = base.wrapping_mul(base);
+                    e >>= 1;
+                }
+                acc
             }
             #[inline(always)]
             fn neg(a: Self) -> Self {
@@ -340,6 +350,7 @@ pub fn float_unary<T: Float>(op: crate::op::UnaryOp, x: T) -> T {
         Tanh => x.tanh(),
         Sigmoid => sigmoid(x),
         Reciprocal => T::ONE.div_by(x),
+        Erf => x.erf(),
         GeluErf => c(0.5) * x * (T::ONE + (x * c(std::f64::consts::FRAC_1_SQRT_2)).erf()),
         GeluTanh => {
             let k = c((2.0 / std::f64::consts::PI).sqrt());
