@@ -3,7 +3,7 @@
 //! soon as it has run (unless the graph is retained).
 
 use crate::grad_mode::grad_mode;
-use crate::graph::{Edge, Node};
+use crate::graph::{Edge, Grads, Node};
 use crate::tensor::Tensor;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -69,48 +69,34 @@ fn run(roots: &[(Tensor, Tensor)], retain_graph: bool, create_graph: bool, sink:
     }
     while let Some(node) = ready.pop() {
         let k = key(&node);
-        let Some(g) = grads.remove(&k).flatten() else {
-            continue;
-        };
-        if let Some(w) = node
-            .retained
-            .lock()
-            .unwrap()
-            .as_ref()
-            .and_then(|w| w.upgrade())
-        {
-            let t = Tensor(w);
-            let mut slot = t.0.grad.lock().unwrap();
-            accumulate(&mut slot, g.clone().detach_if(!create_graph));
-        }
-        if let Sink::Capture(inputs, out) = sink {
-            for (i, t) in inputs.iter().enumerate() {
-                if t.grad_fn().is_some_and(|n| Arc::ptr_eq(&n, &node)) {
-                    accumulate(&mut out[i], g.clone());
+        let input_grads = match grads.remove(&k).flatten() {
+            Some(g) => run_node(&node, g, retain_graph, create_graph, sink),
+            None => {
+                // No gradient reached this node (every consumer returned `None` for it): its inputs
+                // get none from it either, but each still counts this edge as done.
+                if !retain_graph {
+                    node.backward.lock().take();
                 }
+                Grads::new()
             }
-        }
-        let input_grads = {
-            let mut guard = node.backward.lock().unwrap();
-            let f = guard.as_ref().unwrap_or_else(|| {
-                panic!("Trying to backward through the graph a second time (or directly access saved tensors after they have already been freed). Saved intermediate values of the graph are freed when you call .backward() or autograd.grad(). Specify retain_graph=true if you need to backward through the graph a second time or if you need to access saved tensors after calling backward.")
-            });
-            let r = f(&g);
-            if !retain_graph {
-                // Release what the op saved as soon as it has run.
-                guard.take();
-            }
-            r
         };
-        for (edge, gi) in node.edges.iter().zip(input_grads) {
-            let (Some(edge), Some(gi)) = (edge, gi) else {
-                continue;
-            };
+        let mut input_grads = input_grads.into_iter();
+        for edge in node.edges.iter() {
+            let gi = input_grads.next().flatten();
+            let Some(edge) = edge else { continue };
             match edge {
-                Edge::Leaf(t) => deliver_leaf(t, gi, sink),
+                Edge::Leaf(t) => {
+                    if let Some(gi) = gi {
+                        deliver_leaf(t, gi, sink);
+                    }
+                }
                 Edge::Node(next) => {
+                    // Every edge is counted down, whether or not it carries a gradient: a node
+                    // runs once all of its consumers have run (PyTorch's dependency rule).
                     let nk = key(next);
-                    accumulate(grads.entry(nk).or_default(), gi);
+                    if let Some(gi) = gi {
+                        accumulate(grads.entry(nk).or_default(), gi);
+                    }
                     let d = deps.get_mut(&nk).expect("node reached but not counted");
                     *d -= 1;
                     if *d == 0 {
@@ -122,6 +108,56 @@ fn run(roots: &[(Tensor, Tensor)], retain_graph: bool, create_graph: bool, sink:
     }
 }
 
+/// Runs one node's backward on the summed gradient `g` of its output, after handing `g` to a
+/// retained non-leaf and to `autograd::grad`'s capture. The closure is taken out of the node's
+/// lock before it runs, so a panicking or re-entrant backward leaves the node usable.
+fn run_node(
+    node: &Arc<Node>,
+    g: Tensor,
+    retain_graph: bool,
+    create_graph: bool,
+    sink: &mut Sink,
+) -> Grads {
+    let retained = node.retained.lock().as_ref().and_then(|w| w.upgrade());
+    if let Some(w) = retained {
+        let t = Tensor(w);
+        let mut slot = t.0.grad.lock();
+        accumulate(&mut slot, g.clone().detach_if(!create_graph));
+    }
+    if let Sink::Capture(inputs, out) = sink {
+        for (i, t) in inputs.iter().enumerate() {
+            if t.grad_fn().is_some_and(|n| Arc::ptr_eq(&n, node)) {
+                accumulate(&mut out[i], g.clone());
+            }
+        }
+    }
+    let f = {
+        let mut guard = node.backward.lock();
+        // Released as soon as it has run (with what it saved) unless the graph is retained.
+        if retain_graph {
+            guard.clone()
+        } else {
+            guard.take()
+        }
+    };
+    let f = f.unwrap_or_else(|| {
+        panic!("Trying to backward through the graph a second time (or directly access saved tensors after they have already been freed). Saved intermediate values of the graph are freed when you call .backward() or autograd.grad(). Specify retain_graph=true if you need to backward through the graph a second time or if you need to access saved tensors after calling backward.")
+    });
+    let grads = {
+        let _running = crate::graph::RunningNode::enter(node);
+        f(&g)
+    };
+    if grads.len() != node.edges.len() {
+        panic!(
+            "function {} returned an incorrect number of gradients (expected {}, got {})",
+            node.name,
+            node.edges.len(),
+            grads.len()
+        );
+    }
+    grads
+}
+
 fn deliver_leaf(t: &Tensor, g: Tensor, sink: &mut Sink) {
     match sink {
         Sink::LeafGrads => {
@@ -130,7 +166,7 @@ fn deliver_leaf(t: &Tensor, g: Tensor, sink: &mut Sink) {
             } else {
                 g
             };
-            let mut slot = t.0.grad.lock().unwrap();
+            let mut slot = t.0.grad.lock();
             let create = crate::grad_mode::is_grad_enabled();
             accumulate(&mut slot, g.detach_if(!create));
         }

@@ -1,5 +1,6 @@
-//! `gradcheck`: compares autograd's gradients with central finite differences, as
-//! `torch.autograd.gradcheck` does. Used by the property tests of every differentiable op.
+//! `gradcheck` and `gradgradcheck`: compare autograd's first and second derivatives with central
+//! finite differences, as `torch.autograd.gradcheck`/`gradgradcheck` do. Used by the property
+//! tests of every differentiable op and loss.
 
 use crate::engine::grad;
 use crate::tensor::Tensor;
@@ -22,11 +23,7 @@ pub fn gradcheck(
     rtol: f64,
 ) -> Result<(), String> {
     let out = f(inputs);
-    // A fixed, non-uniform output weighting catches gradients that only sum correctly.
-    let w: Vec<f64> = (0..out.numel())
-        .map(|k| 0.5 + ((k * 7919) % 13) as f64 / 13.0)
-        .collect();
-    let w = Tensor::from_vec(w, out.shape()).to_dtype(out.dtype());
+    let w = weights(&out);
     let weighted = |o: &Tensor| (o * &w).sum().item();
     let analytic = if out.requires_grad() {
         grad(&[(&out * &w).sum()], inputs, None, false, false)
@@ -64,6 +61,58 @@ pub fn gradcheck(
     Ok(())
 }
 
+/// A fixed, non-uniform weighting of `out`'s elements: catches gradients that only sum correctly.
+fn weights(out: &Tensor) -> Tensor {
+    let w: Vec<f64> = (0..out.numel())
+        .map(|k| 0.5 + ((k * 7919) % 13) as f64 / 13.0)
+        .collect();
+    Tensor::from_vec(w, out.shape()).to_dtype(out.dtype())
+}
+
+/// Checks the second derivatives of `f` at `inputs`: [`gradcheck`] of the function that maps the
+/// inputs to the gradient of `sum(f(inputs) * w)` with respect to them (computed by autograd with
+/// `create_graph`, flattened and concatenated), so every backward used must itself be
+/// differentiable and correct.
+///
+/// ```
+/// use ember_autograd::{gradcheck::gradgradcheck, Tensor};
+/// let x = Tensor::from_slice(&[0.3f64, -1.2, 2.0], [3]).requires_grad_(true);
+/// gradgradcheck(|v| v[0].tanh(), &[x], 1e-6, 1e-6, 1e-4).unwrap();
+/// ```
+pub fn gradgradcheck(
+    f: impl Fn(&[Tensor]) -> Tensor,
+    inputs: &[Tensor],
+    eps: f64,
+    atol: f64,
+    rtol: f64,
+) -> Result<(), String> {
+    let first = |xs: &[Tensor]| {
+        // gradcheck evaluates its function under no_grad for the finite differences; the first
+        // derivative needs the graph whatever the caller's mode.
+        let _mode = crate::grad_mode::grad_mode(true);
+        let xs: Vec<Tensor> = xs
+            .iter()
+            .map(|x| {
+                if x.requires_grad() {
+                    x.clone()
+                } else {
+                    x.detach().requires_grad_(true)
+                }
+            })
+            .collect();
+        let out = f(&xs);
+        let w = weights(&out);
+        let grads = grad(&[(&out * &w).sum()], &xs, None, true, true);
+        let flat: Vec<Tensor> = grads
+            .into_iter()
+            .zip(&xs)
+            .map(|(g, x)| g.unwrap_or_else(|| x.detach().zeros_like()).reshape([-1]))
+            .collect();
+        Tensor::cat(&flat, 0)
+    };
+    gradcheck(first, inputs, eps, atol, rtol).map_err(|e| format!("second derivative: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +132,23 @@ mod tests {
         };
         assert!(gradcheck(bad, std::slice::from_ref(&x), 1e-6, 1e-6, 1e-4).is_err());
         assert!(gradcheck(|v| v[0].square(), &[x], 1e-6, 1e-6, 1e-4).is_ok());
+    }
+
+    #[test]
+    fn catches_a_backward_that_is_not_differentiable() {
+        let x = Tensor::from_slice(&[0.5f64, 1.5], [2]).requires_grad_(true);
+        // The right first derivative (2x), computed from a detached copy: its own derivative is
+        // lost, which gradgradcheck must notice.
+        let opaque = |v: &[Tensor]| {
+            let x = v[0].clone();
+            let xs = x.detach();
+            custom_op(x.detach().square(), "OpaqueSquare", &[&x], move |g| {
+                smallvec![Some(g * &(&xs * 2.0))]
+            })
+        };
+        let x1 = std::slice::from_ref(&x);
+        assert!(gradcheck(opaque, x1, 1e-6, 1e-6, 1e-4).is_ok());
+        assert!(gradgradcheck(opaque, x1, 1e-6, 1e-6, 1e-4).is_err());
+        assert!(gradgradcheck(|v| v[0].square(), x1, 1e-6, 1e-6, 1e-4).is_ok());
     }
 }

@@ -4,14 +4,17 @@
 
 use crate::grad_mode::is_grad_enabled;
 use crate::tensor::{Tensor, TensorImpl};
+use parking_lot::Mutex;
 use smallvec::SmallVec;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 /// Gradients with respect to each input of an op (`None` where an input needs none).
 pub type Grads = SmallVec<[Option<Tensor>; 2]>;
 
-/// An op's backward: maps the gradient of its output to gradients of its inputs.
-pub type BackwardFn = Box<dyn Fn(&Tensor) -> Grads + Send + Sync>;
+/// An op's backward: maps the gradient of its output to gradients of its inputs. Shared (`Arc`)
+/// so the engine can call it after releasing the node's lock: a backward may panic or run
+/// another backward without leaving the node locked.
+pub type BackwardFn = Arc<dyn Fn(&Tensor) -> Grads + Send + Sync>;
 
 /// Where an input's gradient goes.
 pub(crate) enum Edge {
@@ -57,15 +60,22 @@ pub(crate) fn record(
     inputs: &[&Tensor],
     backward: impl Fn(&Tensor) -> Grads + Send + Sync + 'static,
 ) -> Tensor {
-    let edges = inputs.iter().map(|t| edge_of(t)).collect();
-    let node = Arc::new(Node {
-        name,
-        edges,
-        backward: Mutex::new(Some(Box::new(backward))),
-        retained: Mutex::new(None),
-    });
-    out.set_grad_fn(Some(node));
+    out.set_grad_fn(Some(node(name, inputs, backward)));
     out
+}
+
+/// A node named `name` with an edge per input.
+pub(crate) fn node(
+    name: &'static str,
+    inputs: &[&Tensor],
+    backward: impl Fn(&Tensor) -> Grads + Send + Sync + 'static,
+) -> Arc<Node> {
+    Arc::new(Node {
+        name,
+        edges: inputs.iter().map(|t| edge_of(t)).collect(),
+        backward: Mutex::new(Some(Arc::new(backward))),
+        retained: Mutex::new(None),
+    })
 }
 
 pub(crate) fn edge_of(t: &Tensor) -> Option<Edge> {
@@ -83,22 +93,72 @@ pub(crate) fn edge_of(t: &Tensor) -> Option<Edge> {
 pub(crate) struct Saved {
     tensor: Tensor,
     version: usize,
+    /// An op's own output, saved without its graph (see [`Saved::output`]).
+    is_output: bool,
+    /// Registered with a live [`SavedTensorsCounter`].
+    counted: bool,
+}
+
+thread_local! {
+    /// The nodes whose backward is running on this thread, innermost last (the engine pushes and
+    /// pops them): a saved output is re-attached to the top one when read with grad mode on.
+    static RUNNING: std::cell::RefCell<Vec<Arc<Node>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Marks `node` as running its backward on this thread until the guard drops.
+pub(crate) struct RunningNode;
+
+impl RunningNode {
+    pub(crate) fn enter(node: &Arc<Node>) -> RunningNode {
+        RUNNING.with(|r| r.borrow_mut().push(node.clone()));
+        RunningNode
+    }
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        RUNNING.with(|r| r.borrow_mut().pop());
+    }
 }
 
 impl Saved {
-    /// Saves `t` (an op's output is saved detached, so the node does not own itself).
+    /// Saves `t` (an input: its graph is kept, it already exists upstream).
     pub(crate) fn new(t: &Tensor) -> Saved {
+        Saved::keep(t.clone(), false)
+    }
+
+    /// Saves the value of an op's output without its graph, so the node does not own itself.
+    /// When the node's backward runs under `create_graph`, [`Saved::value`] gives the output back
+    /// with the node as its `grad_fn` (PyTorch's saved-output unpacking), so derivatives that read
+    /// the output (`exp`, `tanh`, `sqrt`, …) differentiate again.
+    pub(crate) fn output(t: &Tensor) -> Saved {
+        Saved::keep(t.detach(), true)
+    }
+
+    fn keep(tensor: Tensor, is_output: bool) -> Saved {
+        let counted = saved_count::enter(&tensor);
         Saved {
-            version: t.version(),
-            tensor: t.clone(),
+            version: tensor.version(),
+            tensor,
+            is_output,
+            counted,
         }
     }
 
-    /// Saves the value of an op's output without its graph.
-    pub(crate) fn output(t: &Tensor) -> Saved {
-        Saved {
-            version: t.version(),
-            tensor: t.detach(),
+    /// The saved tensor as a backward should use it: an output is re-attached to the running node
+    /// when grad mode is on (`create_graph`); anything else as saved. Panics as [`Saved::get`].
+    pub(crate) fn value(&self) -> Tensor {
+        let t = self.get();
+        if !self.is_output || !is_grad_enabled() {
+            return t.clone();
+        }
+        match RUNNING.with(|r| r.borrow().last().cloned()) {
+            Some(node) => {
+                let out = t.detach();
+                out.set_grad_fn(Some(node));
+                out
+            }
+            None => t.clone(),
         }
     }
 
@@ -114,6 +174,98 @@ impl Saved {
             );
         }
         &self.tensor
+    }
+}
+
+impl Drop for Saved {
+    fn drop(&mut self) {
+        if self.counted {
+            saved_count::leave(&self.tensor);
+        }
+    }
+}
+
+/// Accounting of the storages saved tensors keep alive, active while a counter exists. Off, it
+/// costs one atomic load per saved tensor.
+mod saved_count {
+    use crate::tensor::Tensor;
+    use parking_lot::Mutex;
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    pub(super) static COUNTERS: AtomicUsize = AtomicUsize::new(0);
+    /// Per storage (by address): how many saved tensors hold it, and its size in bytes.
+    pub(super) static LIVE: Mutex<Option<HashMap<usize, (usize, usize)>>> = Mutex::new(None);
+
+    fn bytes(t: &Tensor) -> usize {
+        t.storage().len() * t.dtype().size_in_bytes()
+    }
+
+    pub(super) fn enter(t: &Tensor) -> bool {
+        if COUNTERS.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let n = bytes(t);
+        let mut live = LIVE.lock();
+        let e = live
+            .get_or_insert_with(HashMap::new)
+            .entry(t.storage_id())
+            .or_insert((0, n));
+        e.0 += 1;
+        true
+    }
+
+    pub(super) fn leave(t: &Tensor) {
+        let mut live = LIVE.lock();
+        if let Some(map) = live.as_mut() {
+            let id = t.storage_id();
+            if let Some(e) = map.get_mut(&id) {
+                e.0 -= 1;
+                if e.0 == 0 {
+                    map.remove(&id);
+                }
+            }
+        }
+    }
+}
+
+/// Counts the memory that tensors saved for backward keep alive, from its creation on (a
+/// diagnostic, in the spirit of PyTorch's saved-tensor hooks): each storage is counted once,
+/// however many nodes save it.
+///
+/// ```
+/// use ember_autograd::{autograd::SavedTensorsCounter, Tensor};
+/// let counter = SavedTensorsCounter::new();
+/// let x = Tensor::ones([1000]).requires_grad_(true);
+/// let y = x.exp(); // exp's derivative reads its output: 4000 bytes
+/// let z = &y + 1.0; // add's reads nothing
+/// assert_eq!(counter.bytes(), 4000);
+/// drop((y, z));
+/// assert_eq!(counter.bytes(), 0);
+/// ```
+pub struct SavedTensorsCounter(());
+
+impl SavedTensorsCounter {
+    /// Starts counting tensors saved from now on (by any thread).
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> SavedTensorsCounter {
+        saved_count::COUNTERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        SavedTensorsCounter(())
+    }
+
+    /// Bytes of the distinct storages held by saved tensors alive now (saved since counting
+    /// started).
+    pub fn bytes(&self) -> usize {
+        saved_count::LIVE
+            .lock()
+            .as_ref()
+            .map_or(0, |m| m.values().map(|&(_, b)| b).sum())
+    }
+}
+
+impl Drop for SavedTensorsCounter {
+    fn drop(&mut self) {
+        saved_count::COUNTERS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -26,6 +26,7 @@ mod tensor;
 /// `torch.autograd`: functional gradients.
 pub mod autograd {
     pub use crate::engine::grad;
+    pub use crate::graph::SavedTensorsCounter;
 }
 
 pub use ember_kernels::random::{initial_seed, manual_seed, Generator};

@@ -5,10 +5,15 @@ use crate::graph::Node;
 use crate::shape_arg::IntoShape;
 use ember_kernels::cpu::CpuElement;
 use ember_kernels::{CpuStorage, DType, Device, Layout, Storage};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 
 /// Storage shared by a tensor and all its views, with the version counter that in-place ops bump.
+///
+/// The lock is `parking_lot`'s: it is never poisoned (a panicking kernel cannot make a tensor
+/// unusable), and readers take it with `read_recursive`, so an op whose operands share one storage
+/// (`&x * &x`) may hold two read guards on one thread even while a writer waits.
 pub(crate) struct StorageCell {
     data: RwLock<Storage>,
     version: AtomicUsize,
@@ -39,14 +44,36 @@ impl StorageCell {
     }
 }
 
+/// The producing node of a tensor, with the storage version at which it was set: a view whose
+/// storage was since modified in place through another handle regenerates its node from its
+/// base's new history (see [`ViewMeta`]).
+#[derive(Default)]
+pub(crate) struct GradFn {
+    pub(crate) node: Option<Arc<Node>>,
+    pub(crate) version: usize,
+}
+
+/// Replays a chain of view ops on a tensor of the base's shape.
+pub(crate) type ViewFn = Arc<dyn Fn(&Tensor) -> Tensor + Send + Sync>;
+
+/// What a differentiable view knows of where it came from (PyTorch's `_base` and view replay): the
+/// base (never itself a view) and how to take this view of any tensor shaped like it. An in-place
+/// op through the view rewrites the base's history (`CopySlices`), and every view of that base
+/// then replays itself on the new history.
+pub(crate) struct ViewMeta {
+    pub(crate) base: Tensor,
+    pub(crate) view_fn: ViewFn,
+}
+
 pub(crate) struct TensorImpl {
     pub(crate) storage: Arc<StorageCell>,
     pub(crate) layout: Layout,
     pub(crate) dtype: DType,
     pub(crate) device: Device,
     pub(crate) requires_grad: AtomicBool,
-    pub(crate) grad_fn: Mutex<Option<Arc<Node>>>,
+    pub(crate) grad_fn: Mutex<GradFn>,
     pub(crate) grad: Mutex<Option<Tensor>>,
+    pub(crate) view: Option<ViewMeta>,
 }
 
 /// An n-dimensional array with PyTorch's semantics: strided views without copies, broadcasting,
@@ -68,6 +95,7 @@ impl Tensor {
         layout: Layout,
         dtype: DType,
         device: Device,
+        view: Option<ViewMeta>,
     ) -> Tensor {
         Tensor(Arc::new(TensorImpl {
             storage,
@@ -75,8 +103,9 @@ impl Tensor {
             dtype,
             device,
             requires_grad: AtomicBool::new(false),
-            grad_fn: Mutex::new(None),
+            grad_fn: Mutex::new(GradFn::default()),
             grad: Mutex::new(None),
+            view,
         }))
     }
 
@@ -93,12 +122,50 @@ impl Tensor {
             Layout::contiguous(shape),
             dtype,
             device,
+            None,
         )
     }
 
-    /// A view of the same storage with another layout (no autograd recording; see `ops::view`).
+    /// A handle on the same storage with another layout, outside autograd (no view tracking, no
+    /// recording; see `ops::view` for differentiable views).
     pub(crate) fn with_layout(&self, layout: Layout) -> Tensor {
-        Tensor::from_parts(self.0.storage.clone(), layout, self.0.dtype, self.0.device)
+        Tensor::from_parts(
+            self.0.storage.clone(),
+            layout,
+            self.0.dtype,
+            self.0.device,
+            None,
+        )
+    }
+
+    /// A differentiable view with `layout`: remembers its base and how to replay it (`replay` maps
+    /// a tensor shaped like `self` to this view of it).
+    pub(crate) fn tracked_view(&self, layout: Layout, replay: ViewFn) -> Tensor {
+        let meta = match &self.0.view {
+            Some(v) => {
+                let outer = v.view_fn.clone();
+                ViewMeta {
+                    base: v.base.clone(),
+                    view_fn: Arc::new(move |t: &Tensor| replay(&outer(t))),
+                }
+            }
+            None => ViewMeta {
+                base: self.clone(),
+                view_fn: replay,
+            },
+        };
+        Tensor::from_parts(
+            self.0.storage.clone(),
+            layout,
+            self.0.dtype,
+            self.0.device,
+            Some(meta),
+        )
+    }
+
+    /// The view's base and replay function, for a differentiable view.
+    pub(crate) fn view_meta(&self) -> Option<&ViewMeta> {
+        self.0.view.as_ref()
     }
 
     /// A tensor holding a copy of `data` with the given shape; the dtype follows `T`
@@ -173,6 +240,11 @@ impl Tensor {
         self.0.layout.is_contiguous()
     }
 
+    /// An identifier of the storage, equal for every view of it while it lives.
+    pub(crate) fn storage_id(&self) -> usize {
+        Arc::as_ptr(&self.0.storage) as usize
+    }
+
     /// True when both handles view the same storage.
     pub fn shares_storage(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.0.storage, &other.0.storage)
@@ -187,13 +259,16 @@ impl Tensor {
         self.0.storage.version.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Read access to the storage.
+    /// Read access to the storage. Recursive: one thread may hold several read guards of one
+    /// storage (operands that alias) even while a writer is queued.
     pub fn storage(&self) -> RwLockReadGuard<'_, Storage> {
-        self.0.storage.data.read().unwrap()
+        self.0.storage.data.read_recursive()
     }
 
+    /// Write access to the storage. Callers validate every argument before taking it, so a bad call
+    /// panics before anything is written.
     pub(crate) fn storage_mut(&self) -> RwLockWriteGuard<'_, Storage> {
-        self.0.storage.data.write().unwrap()
+        self.0.storage.data.write()
     }
 
     // ----- host data -----
@@ -227,9 +302,11 @@ impl Tensor {
 
     // ----- autograd state -----
 
-    /// True when gradients flow to this tensor.
+    /// True when gradients flow to this tensor (for a view: also when its base has come to require
+    /// grad through an in-place op on another view).
     pub fn requires_grad(&self) -> bool {
         self.0.requires_grad.load(Ordering::Relaxed)
+            || self.0.view.as_ref().is_some_and(|v| v.base.requires_grad())
     }
 
     /// Sets whether this tensor requires grad and returns it (PyTorch's `requires_grad_`). Only
@@ -250,34 +327,60 @@ impl Tensor {
 
     /// True for tensors not produced by a recorded op.
     pub fn is_leaf(&self) -> bool {
-        self.0.grad_fn.lock().unwrap().is_none()
+        self.grad_fn().is_none()
     }
 
-    /// The node that produced this tensor, if recorded.
+    /// The node that produced this tensor, if recorded. A view whose storage was modified in
+    /// place through another handle since its node was set replays itself on its base's current
+    /// history first, as PyTorch regenerates a view's `grad_fn`.
     pub fn grad_fn(&self) -> Option<Arc<Node>> {
-        self.0.grad_fn.lock().unwrap().clone()
+        let Some(v) = &self.0.view else {
+            return self.0.grad_fn.lock().node.clone();
+        };
+        let now = self.version();
+        {
+            let slot = self.0.grad_fn.lock();
+            if slot.version == now || !v.base.requires_grad() {
+                return slot.node.clone();
+            }
+        }
+        // Replayed outside the lock: the view ops read this view's base, not this tensor.
+        let node = {
+            let _mode = crate::grad_mode::grad_mode(true);
+            (v.view_fn)(&v.base).grad_fn()
+        };
+        let mut slot = self.0.grad_fn.lock();
+        *slot = GradFn {
+            node: node.clone(),
+            version: now,
+        };
+        self.0.requires_grad.store(true, Ordering::Relaxed);
+        node
     }
 
     /// PyTorch's name of the producing op's backward (`Some("MulBackward0")`).
     pub fn grad_fn_name(&self) -> Option<&'static str> {
-        self.0.grad_fn.lock().unwrap().as_ref().map(|n| n.name())
+        self.grad_fn().map(|n| n.name())
     }
 
     pub(crate) fn set_grad_fn(&self, node: Option<Arc<Node>>) {
         self.0
             .requires_grad
             .store(node.is_some() || self.requires_grad(), Ordering::Relaxed);
-        *self.0.grad_fn.lock().unwrap() = node;
+        *self.0.grad_fn.lock() = GradFn {
+            node,
+            version: self.version(),
+        };
     }
 
     /// The accumulated gradient, if any.
     pub fn grad(&self) -> Option<Tensor> {
-        self.0.grad.lock().unwrap().clone()
+        self.0.grad.lock().clone()
     }
 
     /// Replaces the gradient (`x.grad = g`; `None` is PyTorch's `set_to_none`).
     pub fn set_grad(&self, grad: Option<Tensor>) {
-        *self.0.grad.lock().unwrap() = grad;
+        *self.0.grad.lock() = grad;
     }
 
     /// Drops the gradient (`x.grad = None`).
@@ -288,7 +391,7 @@ impl Tensor {
     /// Keeps the gradient of a non-leaf tensor in `.grad()` after backward.
     pub fn retain_grad(&self) {
         if let Some(node) = self.grad_fn() {
-            *node.retained.lock().unwrap() = Some(Arc::downgrade(&self.0));
+            *node.retained.lock() = Some(Arc::downgrade(&self.0));
         } else if !self.requires_grad() {
             panic!("can't retain_grad on Tensor that has requires_grad=False");
         }

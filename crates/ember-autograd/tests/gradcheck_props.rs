@@ -1,7 +1,8 @@
-//! Property tests: every differentiable op passes `gradcheck` (f64, central differences) at random
-//! shapes, including broadcast and non-contiguous (transposed, stepped, expanded) inputs.
+//! Property tests: every differentiable op passes `gradcheck` and `gradgradcheck` (f64, central
+//! differences of the op and of its first derivative) at random shapes, including broadcast and
+//! non-contiguous (transposed, stepped, expanded) inputs.
 
-use ember_autograd::gradcheck::gradcheck;
+use ember_autograd::gradcheck::{gradcheck, gradgradcheck};
 use ember_autograd::Tensor;
 use proptest::prelude::*;
 
@@ -26,7 +27,8 @@ fn positive(n: usize) -> impl Strategy<Value = Vec<f64>> {
 }
 
 fn check(f: impl Fn(&[Tensor]) -> Tensor, inputs: Vec<Tensor>) -> Result<(), TestCaseError> {
-    gradcheck(f, &inputs, 1e-6, 1e-5, 1e-3).map_err(TestCaseError::fail)
+    gradcheck(&f, &inputs, 1e-6, 1e-5, 1e-3).map_err(TestCaseError::fail)?;
+    gradgradcheck(&f, &inputs, 1e-5, 1e-4, 1e-3).map_err(TestCaseError::fail)
 }
 
 proptest! {
@@ -148,5 +150,47 @@ proptest! {
         let g = Tensor::zeros_like(&x.detach()).long();
         check(|a| a[0].gather(0, &g), vec![x.clone()])?;
         check(|a| a[0].narrow(0, 0, 1).squeeze_dim(0).sum(), vec![x.clone()])?;
+    }
+
+    /// Reductions with ties avoided (distinct values), elementwise extremes, erf, products.
+    #[test]
+    fn extremes_products_and_special_functions(
+        (shape, v) in shaped().prop_map(|(s, v)| {
+            // Distinct values away from zero: no ties for max/min, no zero factors for prod.
+            let v: Vec<f64> = v.iter().enumerate().map(|(i, x)| {
+                let y = x + 0.013 * i as f64;
+                if y.abs() < 0.2 { y + 0.4 } else { y }
+            }).collect();
+            (s, v)
+        })
+    ) {
+        let x = leaf(&v, &shape);
+        let y = leaf(&v.iter().rev().map(|a| a * 0.7 + 0.05).collect::<Vec<f64>>(), &shape);
+        check(|a| a[0].erf(), vec![x.clone()])?;
+        check(|a| a[0].prod(), vec![x.clone()])?;
+        check(|a| a[0].prod_dim(0, false), vec![x.clone()])?;
+        check(|a| a[0].amax(-1, true), vec![x.clone()])?;
+        check(|a| a[0].min(), vec![x.clone()])?;
+        check(|a| a[0].max_dim(0, false).0, vec![x.clone()])?;
+        check(|a| a[0].maximum(&a[1]), vec![x.clone(), y.clone()])?;
+        check(|a| a[0].minimum(&a[1]), vec![x.clone(), y.clone()])?;
+        check(|a| a[0].logsumexp(-1, true), vec![x.clone()])?;
+        check(|a| a[0].var(0, false, true), vec![x.clone()])?;
+        check(|a| 1.5 / &a[0], vec![x.clone()])?;
+        check(|a| a[0].pow(2.5).rsub(0.0).exp(), vec![x.abs().detach().requires_grad_(true)])?;
+        let idx = Tensor::zeros_like(&x.detach()).long();
+        check(|a| a[0].scatter_add(0, &idx, &a[1]), vec![x.clone(), y.clone()])?;
+    }
+
+    /// In-place ops on views (CopySlices) inside a differentiated function.
+    #[test]
+    fn inplace_ops_through_views((shape, v) in shaped()) {
+        let x = leaf(&v, &shape);
+        check(|a| {
+            let y = &a[0] * 2.0;
+            y.narrow(0, 0, 1).mul_(&a[0].narrow(0, 0, 1).sin());
+            y.select(0, 0).add_scalar_(1.0);
+            y.exp()
+        }, vec![x.clone()])?;
     }
 }

@@ -68,9 +68,4 @@ impl Tensor {
     pub fn cuda(&self) -> Tensor {
         self.to_device(Device::Cuda(0))
     }
-
-    /// The tensor in its float dtype (integers and bools become f32).
-    pub(crate) fn to_float(&self) -> Tensor {
-        self.to_dtype(self.dtype().to_float())
-    }
 }

@@ -19,95 +19,130 @@ pub(crate) fn check_device(op: &str, a: &Tensor, b: &Tensor) {
     }
 }
 
+/// What a unary op's derivative reads: its input, its output, or neither.
+#[derive(Clone, Copy)]
+enum Keep {
+    Input,
+    Output,
+    Nothing,
+}
+
 impl Tensor {
-    /// Applies a unary kernel, recording `backward(x, out, grad)` under `name`.
+    /// Applies a unary kernel, recording `backward(saved, grad, op)` under `name`, where `saved` is
+    /// the one tensor the derivative reads (`keep`; `grad` itself when it reads neither).
     fn unary_rec(
         &self,
         op: UnaryOp,
         name: &'static str,
-        backward: fn(&Tensor, &Tensor, &Tensor, UnaryOp) -> Tensor,
+        keep: Keep,
+        backward: fn(&Tensor, &Tensor, UnaryOp) -> Tensor,
     ) -> Tensor {
         let out = Tensor::from_storage(self.storage().unary(self.layout(), op), self.shape());
         if !needs_grad(&[self]) {
             return out;
         }
-        let (x, o) = (Saved::new(self), Saved::output(&out));
+        let saved = match keep {
+            Keep::Input => Some(Saved::new(self)),
+            Keep::Output => Some(Saved::output(&out)),
+            Keep::Nothing => None,
+        };
         record(out, name, &[self], move |g| {
-            smallvec![Some(backward(x.get(), o.get(), g, op))]
+            let s = saved.as_ref().map(Saved::value);
+            smallvec![Some(backward(s.as_ref().unwrap_or(g), g, op))]
         })
     }
 
     /// `-x`
     pub fn neg(&self) -> Tensor {
-        self.unary_rec(UnaryOp::Neg, "NegBackward0", |_, _, g, _| g.neg())
+        self.unary_rec(UnaryOp::Neg, "NegBackward0", Keep::Nothing, |_, g, _| {
+            g.neg()
+        })
     }
     /// `|x|`
     pub fn abs(&self) -> Tensor {
-        self.unary_rec(UnaryOp::Abs, "AbsBackward0", |x, _, g, _| g * &x.sign())
+        self.unary_rec(UnaryOp::Abs, "AbsBackward0", Keep::Input, |x, g, _| {
+            g * &x.sign()
+        })
     }
     /// `e^x`
     pub fn exp(&self) -> Tensor {
-        self.unary_rec(UnaryOp::Exp, "ExpBackward0", |_, o, g, _| g * o)
+        self.unary_rec(UnaryOp::Exp, "ExpBackward0", Keep::Output, |o, g, _| g * o)
     }
     /// natural logarithm
     pub fn log(&self) -> Tensor {
-        self.unary_rec(UnaryOp::Log, "LogBackward0", |x, _, g, _| g / x)
+        self.unary_rec(UnaryOp::Log, "LogBackward0", Keep::Input, |x, g, _| g / x)
     }
     /// `log(1 + x)`
     pub fn log1p(&self) -> Tensor {
-        self.unary_rec(UnaryOp::Log1p, "Log1PBackward0", |x, _, g, _| {
+        self.unary_rec(UnaryOp::Log1p, "Log1PBackward0", Keep::Input, |x, g, _| {
             g / &(x + 1.0)
         })
     }
     /// square root
     pub fn sqrt(&self) -> Tensor {
-        self.unary_rec(UnaryOp::Sqrt, "SqrtBackward0", |_, o, g, _| g / &(o * 2.0))
+        self.unary_rec(UnaryOp::Sqrt, "SqrtBackward0", Keep::Output, |o, g, _| {
+            g / &(o * 2.0)
+        })
     }
     /// `1 / sqrt(x)`
     pub fn rsqrt(&self) -> Tensor {
-        self.unary_rec(UnaryOp::Rsqrt, "RsqrtBackward0", |_, o, g, _| {
+        self.unary_rec(UnaryOp::Rsqrt, "RsqrtBackward0", Keep::Output, |o, g, _| {
             &(g * &o.pow(3.0)) * -0.5
         })
     }
     /// sine
     pub fn sin(&self) -> Tensor {
-        self.unary_rec(UnaryOp::Sin, "SinBackward0", |x, _, g, _| g * &x.cos())
+        self.unary_rec(UnaryOp::Sin, "SinBackward0", Keep::Input, |x, g, _| {
+            g * &x.cos()
+        })
     }
     /// cosine
     pub fn cos(&self) -> Tensor {
-        self.unary_rec(UnaryOp::Cos, "CosBackward0", |x, _, g, _| -&(g * &x.sin()))
+        self.unary_rec(UnaryOp::Cos, "CosBackward0", Keep::Input, |x, g, _| {
+            -&(g * &x.sin())
+        })
     }
     /// hyperbolic tangent
     pub fn tanh(&self) -> Tensor {
-        self.unary_rec(UnaryOp::Tanh, "TanhBackward0", |_, o, g, _| {
+        self.unary_rec(UnaryOp::Tanh, "TanhBackward0", Keep::Output, |o, g, _| {
             g * &(1.0 - &o.square())
         })
     }
     /// logistic sigmoid
     pub fn sigmoid(&self) -> Tensor {
-        self.unary_rec(UnaryOp::Sigmoid, "SigmoidBackward0", |_, o, g, _| {
-            g * &(o * &(1.0 - o))
-        })
+        self.unary_rec(
+            UnaryOp::Sigmoid,
+            "SigmoidBackward0",
+            Keep::Output,
+            |o, g, _| g * &(o * &(1.0 - o)),
+        )
     }
     /// `max(x, 0)`
     pub fn relu(&self) -> Tensor {
-        self.unary_rec(UnaryOp::Relu, "ReluBackward0", |_, o, g, _| {
+        self.unary_rec(UnaryOp::Relu, "ReluBackward0", Keep::Output, |o, g, _| {
             g.where_mask(&o.gt(0.0))
         })
     }
     /// `-1`, `0` or `1` (gradient zero)
     pub fn sign(&self) -> Tensor {
-        self.unary_rec(UnaryOp::Sign, "SignBackward0", |_, _, g, _| g.zeros_like())
+        self.unary_rec(UnaryOp::Sign, "SignBackward0", Keep::Nothing, |_, g, _| {
+            g.zeros_like()
+        })
     }
     /// `1 / x`
     pub fn reciprocal(&self) -> Tensor {
-        self.unary_rec(UnaryOp::Reciprocal, "ReciprocalBackward0", |_, o, g, _| {
-            -&(g * &o.square())
-        })
+        self.unary_rec(
+            UnaryOp::Reciprocal,
+            "ReciprocalBackward0",
+            Keep::Output,
+            |o, g, _| -&(g * &o.square()),
+        )
     }
     /// `x * x`
     pub fn square(&self) -> Tensor {
-        self.unary_rec(UnaryOp::Square, "PowBackward0", |x, _, g, _| g * &(x * 2.0))
+        self.unary_rec(UnaryOp::Square, "PowBackward0", Keep::Input, |x, g, _| {
+            g * &(x * 2.0)
+        })
     }
     /// GELU; `approximate` is `"none"` (erf) or `"tanh"`.
     pub fn gelu(&self, approximate: &str) -> Tensor {
@@ -116,7 +151,7 @@ impl Tensor {
             "tanh" => UnaryOp::GeluTanh,
             other => panic!("gelu: approximate must be 'none' or 'tanh', got '{other}'"),
         };
-        self.unary_rec(op, "GeluBackward0", |x, _, g, op| {
+        self.unary_rec(op, "GeluBackward0", Keep::Input, |x, g, op| {
             if op == UnaryOp::GeluErf {
                 // Φ(x) + x φ(x)
                 let cdf = &(&(x * std::f64::consts::FRAC_1_SQRT_2).erf() + 1.0) * 0.5;
@@ -135,29 +170,13 @@ impl Tensor {
     }
     /// `erf(x)` (used by exact GELU's gradient).
     pub fn erf(&self) -> Tensor {
-        let x = self.to_float();
-        let out = Tensor::from_vec(
-            x.to_vec::<f64>()
-                .into_iter()
-                .map(libm_erf)
-                .collect::<Vec<f64>>(),
-            x.shape(),
-        )
-        .to_dtype(x.dtype());
-        if !needs_grad(&[self]) {
-            return out;
-        }
-        let xs = Saved::new(self);
-        record(out, "ErfBackward0", &[self], move |g| {
-            let x = xs.get();
-            smallvec![Some(
-                g * &(&(&x.square() * -1.0f64).exp() * (2.0 / std::f64::consts::PI.sqrt()))
-            )]
+        self.unary_rec(UnaryOp::Erf, "ErfBackward0", Keep::Input, |x, g, _| {
+            g * &(&(&x.square() * -1.0f64).exp() * (2.0 / std::f64::consts::PI.sqrt()))
         })
     }
     /// `x * sigmoid(x)`
     pub fn silu(&self) -> Tensor {
-        self.unary_rec(UnaryOp::Silu, "SiluBackward0", |x, _, g, _| {
+        self.unary_rec(UnaryOp::Silu, "SiluBackward0", Keep::Input, |x, g, _| {
             let s = x.sigmoid();
             g * &(&s * &(1.0 + &(x * &(1.0 - &s))))
         })
@@ -167,7 +186,8 @@ impl Tensor {
         self.unary_rec(
             UnaryOp::LeakyRelu(negative_slope),
             "LeakyReluBackward0",
-            |x, _, g, op| {
+            Keep::Input,
+            |x, g, op| {
                 let UnaryOp::LeakyRelu(s) = op else {
                     unreachable!()
                 };
@@ -178,27 +198,36 @@ impl Tensor {
     }
     /// `x` where positive, `alpha * (e^x - 1)` elsewhere.
     pub fn elu(&self, alpha: f64) -> Tensor {
-        self.unary_rec(UnaryOp::Elu(alpha), "EluBackward0", |x, o, g, op| {
-            let UnaryOp::Elu(a) = op else { unreachable!() };
-            let neg = o + a;
-            g * &Tensor::where_cond(&x.gt(0.0), &x.ones_like(), &neg)
-        })
+        self.unary_rec(
+            UnaryOp::Elu(alpha),
+            "EluBackward0",
+            Keep::Input,
+            |x, g, op| {
+                let UnaryOp::Elu(a) = op else { unreachable!() };
+                g * &Tensor::where_cond(&x.gt(0.0), &x.ones_like(), &(&x.exp() * a))
+            },
+        )
     }
     /// `clamp(x, min, max)`; the gradient passes where `min <= x <= max`.
     pub fn clamp(&self, min: Option<f64>, max: Option<f64>) -> Tensor {
-        self.unary_rec(UnaryOp::Clamp(min, max), "ClampBackward1", |x, _, g, op| {
-            let UnaryOp::Clamp(lo, hi) = op else {
-                unreachable!()
-            };
-            let mut mask = x.ones_like().to_dtype(DType::Bool);
-            if let Some(l) = lo {
-                mask = mask.logical_and(&x.ge(l));
-            }
-            if let Some(h) = hi {
-                mask = mask.logical_and(&x.le(h));
-            }
-            g.where_mask(&mask)
-        })
+        self.unary_rec(
+            UnaryOp::Clamp(min, max),
+            "ClampBackward1",
+            Keep::Input,
+            |x, g, op| {
+                let UnaryOp::Clamp(lo, hi) = op else {
+                    unreachable!()
+                };
+                let mut mask = x.ones_like().to_dtype(DType::Bool);
+                if let Some(l) = lo {
+                    mask = mask.logical_and(&x.ge(l));
+                }
+                if let Some(h) = hi {
+                    mask = mask.logical_and(&x.le(h));
+                }
+                g.where_mask(&mask)
+            },
+        )
     }
     /// `clamp(x, min=0)` style lower bound.
     pub fn clamp_min(&self, min: f64) -> Tensor {
@@ -209,7 +238,8 @@ impl Tensor {
         self.unary_rec(
             UnaryOp::PowScalar(exponent),
             "PowBackward0",
-            |x, _, g, op| {
+            Keep::Input,
+            |x, g, op| {
                 let UnaryOp::PowScalar(p) = op else {
                     unreachable!()
                 };
@@ -258,7 +288,10 @@ impl Tensor {
         }
         let (a_shape, b_shape) = (self.shape().to_vec(), rhs.shape().to_vec());
         let (need_a, need_b) = (self.requires_grad(), rhs.requires_grad());
-        let (a, b) = (Saved::new(self), Saved::new(rhs));
+        // Each operand is saved only when a wanted derivative reads it.
+        let (keep_a, keep_b) = binary_keeps(op, need_a, need_b);
+        let a = keep_a.then(|| Saved::new(self));
+        let b = keep_b.then(|| Saved::new(rhs));
         let name = match op {
             BinaryOp::Add => "AddBackward0",
             BinaryOp::Sub => "SubBackward0",
@@ -269,7 +302,8 @@ impl Tensor {
             BinaryOp::Minimum => "MinimumBackward0",
         };
         record(out, name, &[self, rhs], move |g| {
-            let (ga, gb) = binary_grads(op, a.get(), b.get(), g, need_a, need_b);
+            let (a, b) = (a.as_ref().map(Saved::get), b.as_ref().map(Saved::get));
+            let (ga, gb) = binary_grads(op, a, b, g, need_a, need_b);
             smallvec![
                 ga.map(|t| t.sum_to(&a_shape)),
                 gb.map(|t| t.sum_to(&b_shape))
@@ -288,9 +322,17 @@ impl Tensor {
         if !needs_grad(&[self]) {
             return out;
         }
-        let x = Saved::new(self);
-        let o = Saved::output(&out);
         let c = s.to_f64();
+        // Only the ops whose derivative depends on the input keep it (`c / x` and `c ^ x` read
+        // the output instead).
+        let keep_x = match op {
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul => false,
+            BinaryOp::Div => scalar_first,
+            BinaryOp::Pow => !scalar_first,
+            BinaryOp::Maximum | BinaryOp::Minimum => true,
+        };
+        let x = keep_x.then(|| Saved::new(self));
+        let o = (op == BinaryOp::Pow && scalar_first).then(|| Saved::output(&out));
         // PyTorch records a Python scalar as a wrapped 0-dim tensor, so the names are those of the
         // tensor-tensor ops (`x * 2` shows MulBackward0), except reversed sub and pow.
         let name = match op {
@@ -305,24 +347,26 @@ impl Tensor {
             BinaryOp::Minimum => "ClampMaxBackward0",
         };
         record(out, name, &[self], move |g| {
-            let x = x.get();
+            let x = || x.as_ref().expect("input kept for backward").get();
             let gx = match (op, scalar_first) {
                 (BinaryOp::Add, _) => g.clone(),
                 (BinaryOp::Sub, false) => g.clone(),
                 (BinaryOp::Sub, true) => g.neg(),
                 (BinaryOp::Mul, _) => g * c,
                 (BinaryOp::Div, false) => g / c,
-                (BinaryOp::Div, true) => -&(g * &(o.get() / x)),
+                // d(c/x)/dx = -c / x²
+                (BinaryOp::Div, true) => &(g * -c) / &x().square(),
                 (BinaryOp::Pow, false) => {
+                    let x = x();
                     if c == 0.0 {
                         g.zeros_like()
                     } else {
                         g * &(&x.pow(c - 1.0) * c)
                     }
                 }
-                (BinaryOp::Pow, true) => g * &(o.get() * c.ln()),
-                (BinaryOp::Maximum, _) => g.where_mask(&x.gt(c)).add_half_where(g, &x.eq(c)),
-                (BinaryOp::Minimum, _) => g.where_mask(&x.lt(c)).add_half_where(g, &x.eq(c)),
+                (BinaryOp::Pow, true) => g * &(&o.as_ref().expect("output kept").value() * c.ln()),
+                (BinaryOp::Maximum, _) => g.where_mask(&x().gt(c)).add_half_where(g, &x().eq(c)),
+                (BinaryOp::Minimum, _) => g.where_mask(&x().lt(c)).add_half_where(g, &x().eq(c)),
             };
             smallvec![Some(gx)]
         })
@@ -478,24 +522,40 @@ impl Tensor {
     }
 }
 
-/// Gradients of `a op b` before un-broadcasting.
+/// Which operands of `a op b` the wanted derivatives read: `(a, b)`.
+fn binary_keeps(op: BinaryOp, need_a: bool, need_b: bool) -> (bool, bool) {
+    match op {
+        BinaryOp::Add | BinaryOp::Sub => (false, false),
+        // d(ab)/da = b, d(ab)/db = a
+        BinaryOp::Mul => (need_b, need_a),
+        // d(a/b)/da = 1/b, d(a/b)/db = -a/b²
+        BinaryOp::Div => (need_b, true),
+        BinaryOp::Pow | BinaryOp::Maximum | BinaryOp::Minimum => (true, true),
+    }
+}
+
+/// Gradients of `a op b` before un-broadcasting; `a` and `b` are present where
+/// [`binary_keeps`] kept them.
 fn binary_grads(
     op: BinaryOp,
-    a: &Tensor,
-    b: &Tensor,
+    a: Option<&Tensor>,
+    b: Option<&Tensor>,
     g: &Tensor,
     need_a: bool,
     need_b: bool,
 ) -> (Option<Tensor>, Option<Tensor>) {
+    let a = || a.expect("operand kept for backward");
+    let b = || b.expect("operand kept for backward");
     let (ga, gb) = match op {
         BinaryOp::Add => (need_a.then(|| g.clone()), need_b.then(|| g.clone())),
         BinaryOp::Sub => (need_a.then(|| g.clone()), need_b.then(|| g.neg())),
-        BinaryOp::Mul => (need_a.then(|| g * b), need_b.then(|| g * a)),
+        BinaryOp::Mul => (need_a.then(|| g * b()), need_b.then(|| g * a())),
         BinaryOp::Div => (
-            need_a.then(|| g / b),
-            need_b.then(|| -&(&(g * a) / &b.square())),
+            need_a.then(|| g / b()),
+            need_b.then(|| -&(&(g * a()) / &b().square())),
         ),
         BinaryOp::Pow => {
+            let (a, b) = (a(), b());
             let ga = need_a.then(|| {
                 let d = b * &a.pow_tensor(&(b - 1.0));
                 // d/da a^b is 0 where b == 0 (PyTorch masks the 0 * inf case)
@@ -509,6 +569,7 @@ fn binary_grads(
             (ga, gb)
         }
         BinaryOp::Maximum | BinaryOp::Minimum => {
+            let (a, b) = (a(), b());
             // The gradient goes to the larger (smaller) input, split evenly on ties.
             let (win, tie) = if op == BinaryOp::Maximum {
                 (a.gt_t(b), a.eq_t(b))
@@ -523,11 +584,6 @@ fn binary_grads(
         }
     };
     (ga, gb)
-}
-
-fn libm_erf(x: f64) -> f64 {
-    // f64 erf via the kernels' scalar math (libm).
-    ember_kernels::cpu::num::Float::erf(x)
 }
 
 impl Tensor {

@@ -7,8 +7,9 @@ use crate::tensor::Tensor;
 use ember_kernels::optim::{AdagradStep, AdamStep, RmspropStep, SgdStep};
 
 impl Tensor {
-    /// Checks the operands of a fused update: no recording conflict, grad of the parameter's shape
-    /// in separate storage, state buffers contiguous over their whole storage, none aliasing.
+    /// Checks the operands of a fused update before any storage is locked for writing: no recording
+    /// conflict, grad of the parameter's shape and dtype in separate storage, state buffers of the
+    /// parameter's dtype contiguous over their whole storage, none aliasing.
     fn check_fused(&self, op: &str, grad: &Tensor, states: &[&Tensor]) {
         if self.is_leaf() && self.requires_grad() && is_grad_enabled() {
             panic!("{op}: a leaf Variable that requires grad is being used in an in-place operation (run optimizer updates under no_grad).");
@@ -25,6 +26,20 @@ impl Tensor {
                 "{op}: expected all tensors to be on the same device, but found at least two devices, {} and {}",
                 self.device(),
                 grad.device()
+            );
+        }
+        if !self.dtype().is_float() || grad.dtype() != self.dtype() {
+            panic!(
+                "{op}: expected a floating-point parameter and a gradient of the same dtype, got {} and {}",
+                self.dtype(),
+                grad.dtype()
+            );
+        }
+        if let Some(s) = states.iter().find(|s| s.dtype() != self.dtype()) {
+            panic!(
+                "{op}: state buffers must have the parameter's dtype {}, got {}",
+                self.dtype(),
+                s.dtype()
             );
         }
         if grad.shares_storage(self) {

@@ -1,9 +1,15 @@
 //! In-place ops (`add_`, `mul_`, `copy_`, …). They write through the view into shared storage, bump
 //! the storage's version counter (so a backward that saved the old value fails loudly), and, when
-//! recording, make the new node the tensor's `grad_fn`.
+//! recording, rewrite the history of what they modified:
+//!
+//! - on a tensor that is not a view, the op's node becomes the tensor's `grad_fn`;
+//! - on a view, the *base* gets a `CopySlices` node (PyTorch's): its backward runs the op's
+//!   backward on the viewed part of the base's gradient and passes the rest through unchanged.
+//!   The view, and every other view of that base, then replays its view ops on the base's new
+//!   history the next time its `grad_fn` is asked for (see `Tensor::grad_fn`).
 
 use crate::grad_mode::is_grad_enabled;
-use crate::graph::{needs_grad, record};
+use crate::graph::{needs_grad, node, Grads, Saved};
 use crate::tensor::Tensor;
 use ember_kernels::op::{BinaryOp, UnaryOp};
 use ember_kernels::shape::broadcast_or_panic;
@@ -11,10 +17,31 @@ use ember_kernels::{DType, Scalar};
 use smallvec::smallvec;
 
 impl Tensor {
+    /// Refuses in-place writes PyTorch refuses: into a leaf that requires grad or a view of one
+    /// (while recording), and into a tensor whose elements overlap (an expanded view).
     fn check_inplace(&self, op: &str) {
-        if self.is_leaf() && self.requires_grad() && is_grad_enabled() {
+        if is_grad_enabled() {
+            if self.is_leaf() && self.requires_grad() {
+                panic!(
+                    "{op}: a leaf Variable that requires grad is being used in an in-place operation."
+                );
+            }
+            if let Some(v) = self.view_meta() {
+                if v.base.is_leaf() && v.base.requires_grad() {
+                    panic!("{op}: a view of a leaf Variable that requires grad is being used in an in-place operation.");
+                }
+            }
+        }
+        let l = self.layout();
+        if l.shape()
+            .iter()
+            .zip(l.strides())
+            .any(|(&n, &s)| n > 1 && s == 0)
+        {
             panic!(
-                "{op}: a leaf Variable that requires grad is being used in an in-place operation."
+                "{op}: unsupported operation: more than one element of the written-to tensor refers to a single memory location (shape {:?}, strides {:?}). Please clone() the tensor before performing the operation.",
+                l.shape(),
+                l.strides()
             );
         }
     }
@@ -48,6 +75,55 @@ impl Tensor {
         }
     }
 
+    /// Records the in-place op `name` just applied to `self`, whose inputs were `self`'s old value
+    /// and `others`; `backward(g)` maps the gradient of the new value to `[old self, others…]`.
+    fn record_inplace(
+        &self,
+        name: &'static str,
+        others: &[&Tensor],
+        backward: impl Fn(&Tensor) -> Grads + Send + Sync + 'static,
+    ) {
+        let Some(v) = self.view_meta() else {
+            let before = self.history();
+            let mut inputs = vec![&before];
+            inputs.extend_from_slice(others);
+            self.set_grad_fn(Some(node(name, &inputs, backward)));
+            return;
+        };
+        // A view: the base's history becomes CopySlices(base's old history, op). This view (and
+        // every other view of the base) is now stale — its storage version moved on — and
+        // replays itself on the new history when next asked for its grad_fn.
+        let base = v.base.clone();
+        let view_fn = v.view_fn.clone();
+        let before = base.history();
+        let mut inputs = vec![&before];
+        inputs.extend_from_slice(others);
+        let copy_slices = node("CopySlices", &inputs, move |g| {
+            let result = g.copy();
+            let slice = view_fn(&result);
+            let mut grads = backward(&slice.copy()).into_iter();
+            match grads.next().flatten() {
+                Some(g_view) => slice.copy_(&g_view),
+                None => slice.zero_(),
+            };
+            let mut out: Grads = smallvec![Some(result)];
+            out.extend(grads);
+            out
+        });
+        base.set_grad_fn(Some(copy_slices));
+    }
+
+    /// A handle standing for this tensor's current value in the graph: the tensor itself for a
+    /// leaf, else a handle with its current `grad_fn` (which an in-place op is about to replace).
+    fn history(&self) -> Tensor {
+        if self.requires_grad() && self.is_leaf() {
+            return self.clone();
+        }
+        let t = self.with_layout(self.layout().clone());
+        t.set_grad_fn(self.grad_fn());
+        t
+    }
+
     fn binary_inplace(&self, other: &Tensor, op: BinaryOp, name: &'static str) -> &Tensor {
         let opname = op.name();
         self.check_inplace(opname);
@@ -57,37 +133,40 @@ impl Tensor {
         );
         let src = self.inplace_operand(opname, other);
         let lb = src.layout().expand(self.shape());
-        // Saved values for backward must be taken before the write.
         let record_it = needs_grad(&[self, other]);
-        let old_self =
-            (record_it && matches!(op, BinaryOp::Mul | BinaryOp::Div) && other.requires_grad())
-                .then(|| self.detach().copy());
+        let (need_s, need_o) = (self.requires_grad(), other.requires_grad());
+        // What the backward reads, taken before the write: only what the wanted gradients need.
+        // The old value is a recorded copy, so a create_graph backward differentiates through it.
+        let mul_or_div = matches!(op, BinaryOp::Mul | BinaryOp::Div);
+        let old_self = (record_it && mul_or_div && need_o).then(|| self.copy());
+        let saved_other = (record_it && (op == BinaryOp::Mul && need_s || op == BinaryOp::Div))
+            .then(|| Saved::new(other));
         self.storage_mut()
             .binary_inplace(self.layout(), &src.storage(), &lb, op);
         self.bump_version();
         if record_it {
-            let before = self.detach_keep_graph();
             let o_shape = other.shape().to_vec();
-            let o = other.detach();
-            let (need_s, need_o) = (self.requires_grad(), other.requires_grad());
-            let result = self.detach();
-            let node_out = record(self.alias(), name, &[&before, other], move |g| {
+            self.record_inplace(name, &[other], move |g| {
+                let o = || {
+                    saved_other
+                        .as_ref()
+                        .map(|s| s.get())
+                        .expect("saved operand")
+                };
+                let old = || old_self.as_ref().expect("saved old value");
                 let (gs, go) = match op {
                     BinaryOp::Add => (need_s.then(|| g.clone()), need_o.then(|| g.clone())),
                     BinaryOp::Sub => (need_s.then(|| g.clone()), need_o.then(|| g.neg())),
-                    BinaryOp::Mul => (
-                        need_s.then(|| g * &o),
-                        need_o.then(|| g * old_self.as_ref().unwrap()),
-                    ),
+                    BinaryOp::Mul => (need_s.then(|| g * o()), need_o.then(|| g * old())),
+                    // d(s/o)/do = -s / o²
                     BinaryOp::Div => (
-                        need_s.then(|| g / &o),
-                        need_o.then(|| -&(&(g * &result) / &o)),
+                        need_s.then(|| g / o()),
+                        need_o.then(|| -&(&(g * old()) / &o().square())),
                     ),
-                    _ => unreachable!(),
+                    _ => unreachable!("no in-place form of {op:?}"),
                 };
                 smallvec![gs, go.map(|t| t.sum_to(&o_shape))]
             });
-            self.set_grad_fn(node_out.grad_fn());
         }
         self
     }
@@ -99,34 +178,16 @@ impl Tensor {
             .binary_scalar_inplace(self.layout(), s, op);
         self.bump_version();
         if needs_grad(&[self]) {
-            let before = self.detach_keep_graph();
             let c = s.to_f64();
-            let node_out = record(self.alias(), name, &[&before], move |g| {
+            self.record_inplace(name, &[], move |g| {
                 smallvec![Some(match op {
                     BinaryOp::Mul => g * c,
                     BinaryOp::Div => g / c,
                     _ => g.clone(),
                 })]
             });
-            self.set_grad_fn(node_out.grad_fn());
         }
         self
-    }
-
-    /// A handle with this tensor's current graph position (used as the "before" input of an
-    /// in-place node).
-    fn detach_keep_graph(&self) -> Tensor {
-        let t = self.with_layout(self.layout().clone());
-        t.set_grad_fn(self.grad_fn());
-        if self.requires_grad() && self.grad_fn().is_none() {
-            return self.clone();
-        }
-        t
-    }
-
-    /// Another handle on the same view (the node is attached to it, then moved to `self`).
-    fn alias(&self) -> Tensor {
-        self.with_layout(self.layout().clone())
     }
 
     /// `self += other` in place (broadcasting `other`).
@@ -167,14 +228,8 @@ impl Tensor {
         self.check_inplace("fill_");
         self.storage_mut().fill(self.layout(), value.into());
         self.bump_version();
-        if self.requires_grad() && is_grad_enabled() {
-            let node_out = record(
-                self.alias(),
-                "FillBackward0",
-                &[&self.detach_keep_graph()],
-                |g| smallvec![Some(g.zeros_like())],
-            );
-            self.set_grad_fn(node_out.grad_fn());
+        if needs_grad(&[self]) {
+            self.record_inplace("FillBackward0", &[], |g| smallvec![Some(g.zeros_like())]);
         }
         self
     }
@@ -193,13 +248,12 @@ impl Tensor {
             .copy_from(self.layout(), &s.storage(), &ls);
         self.bump_version();
         if needs_grad(&[self, src]) {
-            let src_shape = src.shape().to_vec();
+            let (src_shape, src_dtype) = (src.shape().to_vec(), src.dtype());
             let need_src = src.requires_grad();
-            let before = self.detach_keep_graph();
-            let node_out = record(self.alias(), "CopyBackwards", &[&before, src], move |g| {
-                smallvec![Some(g.zeros_like()), need_src.then(|| g.sum_to(&src_shape))]
+            self.record_inplace("CopyBackwards", &[src], move |g| {
+                let gs = need_src.then(|| g.sum_to(&src_shape).to_dtype(src_dtype));
+                smallvec![Some(g.zeros_like()), gs]
             });
-            self.set_grad_fn(node_out.grad_fn());
         }
         self
     }
@@ -207,19 +261,26 @@ impl Tensor {
     /// Clamps in place.
     pub fn clamp_(&self, min: Option<f64>, max: Option<f64>) -> &Tensor {
         self.check_inplace("clamp_");
-        if needs_grad(&[self]) {
-            // Record through the out-of-place op on a copy of the old values (which the backward
-            // needs), then write the result back.
-            let out = self.detach_keep_graph().copy().clamp(min, max);
-            self.storage_mut()
-                .copy_from(self.layout(), &out.storage(), out.layout());
-            self.bump_version();
-            self.set_grad_fn(out.grad_fn());
-            return self;
-        }
+        // The gradient passes where the old value was inside the bounds.
+        let keep = needs_grad(&[self]).then(|| {
+            let x = self.detach();
+            let mut m = x.ones_like().to_dtype(DType::Bool);
+            if let Some(l) = min {
+                m = m.logical_and(&x.ge(l));
+            }
+            if let Some(h) = max {
+                m = m.logical_and(&x.le(h));
+            }
+            m
+        });
         self.storage_mut()
             .unary_inplace(self.layout(), UnaryOp::Clamp(min, max));
         self.bump_version();
+        if let Some(mask) = keep {
+            self.record_inplace("ClampBackward1", &[], move |g| {
+                smallvec![Some(g.where_mask(&mask))]
+            });
+        }
         self
     }
 }

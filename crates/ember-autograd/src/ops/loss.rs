@@ -266,14 +266,21 @@ impl Tensor {
             .expect("cross_entropy: the kernel returns the row logsumexp");
         let weight_sum = fwd.weight_sum;
         let need_input = self.requires_grad();
+        // Probability targets that require grad are kept with their graph: under create_graph
+        // the input's gradient depends on them too.
+        let target_graph = need_target.then(|| target.clone());
         record(out, "NllLossBackward0", &[self, target], move |g| {
             let x = x.get();
             if is_grad_enabled() {
                 // create_graph: the same gradient from differentiable ops, so that it can itself
                 // be differentiated.
+                let t = match &target_graph {
+                    Some(t) => t.to_dtype(x.dtype()),
+                    None => target_c.clone(),
+                };
                 let c = Composed {
                     x,
-                    target: &target_c,
+                    target: &t,
                     weight: weight.as_ref(),
                     ignore_index,
                     label_smoothing,

@@ -123,8 +123,12 @@ impl Tensor {
         if !needs_grad(&[self, other]) {
             return out;
         }
-        let (sa, sb) = (Saved::new(self), Saved::new(other));
         let (need_a, need_b) = (self.requires_grad(), other.requires_grad());
+        // a's gradient reads b and b's reads a: each is kept only when the other needs it.
+        let (sa, sb) = (
+            need_b.then(|| Saved::new(self)),
+            need_a.then(|| Saved::new(other)),
+        );
         let (a_shape, b_shape) = (self.shape().to_vec(), other.shape().to_vec());
         let (a_cm, b_cm) = (is_col_major(self), is_col_major(other));
         let name = if batch.is_empty() {
@@ -133,9 +137,12 @@ impl Tensor {
             "BmmBackward0"
         };
         record(out, name, &[self, other], move |g| {
-            let (a, b) = (sa.get(), sb.get());
-            let ga = need_a.then(|| mm_like(g, &b.transpose(-1, -2), a_cm).sum_to(&a_shape));
-            let gb = need_b.then(|| mm_like(&a.transpose(-1, -2), g, b_cm).sum_to(&b_shape));
+            let ga = sb
+                .as_ref()
+                .map(|b| mm_like(g, &b.get().transpose(-1, -2), a_cm).sum_to(&a_shape));
+            let gb = sa
+                .as_ref()
+                .map(|a| mm_like(&a.get().transpose(-1, -2), g, b_cm).sum_to(&b_shape));
             smallvec![ga, gb]
         })
     }
@@ -180,14 +187,22 @@ impl Tensor {
         if !needs_grad(&[self, a, b]) {
             return out;
         }
-        let (sa, sb) = (Saved::new(a), Saved::new(b));
         let needs = [self.requires_grad(), a.requires_grad(), b.requires_grad()];
+        // a's gradient reads b and b's reads a: each is kept only when the other needs it.
+        let (sa, sb) = (
+            needs[2].then(|| Saved::new(a)),
+            needs[1].then(|| Saved::new(b)),
+        );
         let bias_shape = self.shape().to_vec();
         let (a_cm, b_cm) = (is_col_major(a), is_col_major(b));
         record(out, "AddmmBackward0", &[self, a, b], move |g| {
             let gbias = needs[0].then(|| scaled(g.sum_to(&bias_shape), beta));
-            let ga = needs[1].then(|| scaled(mm_like(g, &sb.get().t(), a_cm), alpha));
-            let gb = needs[2].then(|| scaled(mm_like(&sa.get().t(), g, b_cm), alpha));
+            let ga = sb
+                .as_ref()
+                .map(|b| scaled(mm_like(g, &b.get().t(), a_cm), alpha));
+            let gb = sa
+                .as_ref()
+                .map(|a| scaled(mm_like(&a.get().t(), g, b_cm), alpha));
             smallvec![gbias, ga, gb]
         })
     }

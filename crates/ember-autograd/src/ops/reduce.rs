@@ -8,6 +8,7 @@ use crate::tensor::Tensor;
 use ember_kernels::op::ReduceOp;
 use ember_kernels::reduce::ArgReduceOp;
 use ember_kernels::shape::normalize_dim;
+use ember_kernels::DType;
 use smallvec::{smallvec, SmallVec};
 
 /// Normalised, sorted, deduplicated dims (all dims for an empty list).
@@ -138,7 +139,7 @@ impl Tensor {
         record(out, name, &[self], move |g| {
             // d prod / d x_i = prod / x_i (inputs with zeros get the product of the others)
             let x = x.get();
-            let full = o.get().unreduce(&in_shape, &dims, keepdim);
+            let full = o.value().unreduce(&in_shape, &dims, keepdim);
             let others = prod_of_others(x, &dims);
             let gi = g.unreduce(&in_shape, &dims, keepdim);
             let d = Tensor::where_cond(&x.eq(0.0), &others, &(&full / x));
@@ -158,7 +159,7 @@ impl Tensor {
             // The gradient is shared evenly between tied extreme values, as PyTorch's amax.
             let x = x.get();
             let mask = x
-                .eq_t(&o.get().unreduce(&in_shape, &dims, keepdim))
+                .eq_t(&o.value().unreduce(&in_shape, &dims, keepdim))
                 .to_dtype(x.dtype());
             let count = mask.sum_dim(
                 &dims.iter().map(|&d| d as isize).collect::<Vec<_>>()[..],
@@ -167,6 +168,26 @@ impl Tensor {
             let gi = g.unreduce(&in_shape, &dims, keepdim);
             smallvec![Some(&(&gi * &mask) / &count)]
         })
+    }
+
+    /// True when every element is non-zero (`torch.all`; true for an empty tensor), as a 0-dim
+    /// bool tensor computed where the elements live.
+    pub fn all(&self) -> Tensor {
+        self.truth_reduce(ReduceOp::Min, true)
+    }
+
+    /// True when some element is non-zero (`torch.any`; false for an empty tensor).
+    pub fn any(&self) -> Tensor {
+        self.truth_reduce(ReduceOp::Max, false)
+    }
+
+    fn truth_reduce(&self, op: ReduceOp, empty: bool) -> Tensor {
+        if self.numel() == 0 {
+            return Tensor::full_on(&[], empty as u8 as f64, DType::Bool, self.device());
+        }
+        let bits = self.detach().to_dtype(DType::Bool).to_dtype(DType::U8);
+        let dims = norm_dims(&[], self.dim());
+        bits.reduce_kernel(&dims, op, false).to_dtype(DType::Bool)
     }
 
     /// Largest element (0-dim).
@@ -308,7 +329,7 @@ impl Tensor {
                 let gi = g.unreduce(&in_shape, &dims, keepdim);
                 let mut d = &(&gi * &centered) * (2.0 / (n as f64 - correction));
                 if sqrt {
-                    d = &(&d / &o.get().unreduce(&in_shape, &dims, keepdim)) * 0.5;
+                    d = &(&d / &o.value().unreduce(&in_shape, &dims, keepdim)) * 0.5;
                 }
                 smallvec![Some(d)]
             },
@@ -327,7 +348,7 @@ impl Tensor {
         let (x, o) = (Saved::new(self), Saved::output(&out));
         record(out, "LogsumexpBackward0", &[self], move |g| {
             let x = x.get();
-            let lse = o.get().unreduce(&in_shape, &dims, keepdim);
+            let lse = o.value().unreduce(&in_shape, &dims, keepdim);
             smallvec![Some(
                 &g.unreduce(&in_shape, &dims, keepdim) * &(x - &lse).exp()
             )]
@@ -357,14 +378,14 @@ impl Tensor {
             "SoftmaxBackward0"
         };
         record(out, name, &[self], move |g| {
-            let o = o.get();
+            let o = o.value();
             if is_grad_enabled() {
                 // create_graph: compose differentiable ops so higher derivatives exist.
                 let di = d as isize;
                 return smallvec![Some(if log {
                     g - &(&o.exp() * &g.sum_dim(di, true))
                 } else {
-                    o * &(g - &(g * o).sum_dim(di, true))
+                    &o * &(g - &(g * &o).sum_dim(di, true))
                 })];
             }
             let s = g

@@ -1,21 +1,30 @@
 //! Views: new layouts over the same storage (no copies), and their backward.
 
+use crate::grad_mode::is_grad_enabled;
 use crate::graph::{needs_grad, record};
 use crate::shape_arg::IntoShape;
 use crate::tensor::Tensor;
 use ember_kernels::shape::{infer_shape, normalize_dim};
 use ember_kernels::Layout;
 use smallvec::smallvec;
+use std::sync::Arc;
 
 impl Tensor {
-    /// A view with another layout, recording `backward` under `name` when needed.
+    /// A view with another layout, recording `backward` under `name` when needed. `replay` takes
+    /// the same view of any tensor shaped like `self`: in-place ops through the view use it to
+    /// rewrite the base's history (see `ops/inplace.rs`). A view taken under `no_grad` of a tensor
+    /// that requires grad is not differentiable and is not tracked, as in PyTorch.
     fn view_rec(
         &self,
         layout: Layout,
         name: &'static str,
         backward: impl Fn(&Tensor) -> Tensor + Send + Sync + 'static,
+        replay: impl Fn(&Tensor) -> Tensor + Send + Sync + 'static,
     ) -> Tensor {
-        let out = self.with_layout(layout);
+        if !is_grad_enabled() && self.requires_grad() {
+            return self.with_layout(layout);
+        }
+        let out = self.tracked_view(layout, Arc::new(replay));
         if !needs_grad(&[self]) {
             return out;
         }
@@ -30,7 +39,12 @@ impl Tensor {
             panic!("view size is not compatible with input tensor's size and stride (at least one dimension spans across two contiguous subspaces). Use .reshape(...) instead. (view {:?} of shape {:?} with strides {:?})", shape.as_slice(), self.shape(), self.stride())
         });
         let in_shape = self.shape().to_vec();
-        self.view_rec(layout, "ViewBackward0", move |g| g.reshape(&in_shape))
+        self.view_rec(
+            layout,
+            "ViewBackward0",
+            move |g| g.reshape(&in_shape),
+            move |t| t.view(&shape[..]),
+        )
     }
 
     /// Like `view`, but copies when the layout does not allow a view.
@@ -67,6 +81,7 @@ impl Tensor {
             self.layout().transpose(a, b),
             "TransposeBackward0",
             move |g| g.transpose(a as isize, b as isize),
+            move |t| t.transpose(a as isize, b as isize),
         )
     }
 
@@ -79,9 +94,19 @@ impl Tensor {
             );
         }
         if self.dim() < 2 {
-            return self.view_rec(self.layout().clone(), "TBackward0", |g| g.clone());
+            return self.view_rec(
+                self.layout().clone(),
+                "TBackward0",
+                |g| g.clone(),
+                |t| t.t(),
+            );
         }
-        self.view_rec(self.layout().transpose(0, 1), "TBackward0", |g| g.t())
+        self.view_rec(
+            self.layout().transpose(0, 1),
+            "TBackward0",
+            |g| g.t(),
+            |t| t.t(),
+        )
     }
 
     /// Reorders dims: output dim `i` is input dim `dims[i]`.
@@ -98,7 +123,12 @@ impl Tensor {
             }
         }
         let layout = self.layout().permute(&d);
-        self.view_rec(layout, "PermuteBackward0", move |g| g.permute(&inv[..]))
+        self.view_rec(
+            layout,
+            "PermuteBackward0",
+            move |g| g.permute(&inv[..]),
+            move |t| t.permute(&d[..]),
+        )
     }
 
     /// Elements `start..start+length` of `dim`.
@@ -114,9 +144,12 @@ impl Tensor {
         let start = start.min(end);
         let layout = self.layout().slice(d, start, end, step);
         let in_shape = self.shape().to_vec();
-        self.view_rec(layout, "SliceBackward0", move |g| {
-            g.embed_into(&in_shape, move |t| t.slice(d as isize, start, end, step))
-        })
+        self.view_rec(
+            layout,
+            "SliceBackward0",
+            move |g| g.embed_into(&in_shape, move |t| t.slice(d as isize, start, end, step)),
+            move |t| t.slice(d as isize, start, end, step),
+        )
     }
 
     /// `x[..., index, ...]`: drops `dim`.
@@ -124,9 +157,12 @@ impl Tensor {
         let d = normalize_dim(dim, self.dim());
         let layout = self.layout().select(d, index);
         let in_shape = self.shape().to_vec();
-        self.view_rec(layout, "SelectBackward0", move |g| {
-            g.embed_into(&in_shape, move |t| t.select(d as isize, index))
-        })
+        self.view_rec(
+            layout,
+            "SelectBackward0",
+            move |g| g.embed_into(&in_shape, move |t| t.select(d as isize, index)),
+            move |t| t.select(d as isize, index),
+        )
     }
 
     /// Broadcasts to `shape` without copying (`-1` keeps a size).
@@ -146,7 +182,12 @@ impl Tensor {
             .collect();
         let layout = self.layout().expand(&dims);
         let in_shape = self.shape().to_vec();
-        self.view_rec(layout, "ExpandBackward0", move |g| g.sum_to(&in_shape))
+        self.view_rec(
+            layout,
+            "ExpandBackward0",
+            move |g| g.sum_to(&in_shape),
+            move |t| t.expand(&dims[..]),
+        )
     }
 
     /// Same as `expand` with an explicit shape (`torch.broadcast_to`).
@@ -163,25 +204,34 @@ impl Tensor {
     pub fn squeeze_dim(&self, dim: isize) -> Tensor {
         let d = normalize_dim(dim, self.dim());
         let in_shape = self.shape().to_vec();
-        self.view_rec(self.layout().squeeze(d), "SqueezeBackward1", move |g| {
-            g.reshape(&in_shape)
-        })
+        self.view_rec(
+            self.layout().squeeze(d),
+            "SqueezeBackward1",
+            move |g| g.reshape(&in_shape),
+            move |t| t.squeeze_dim(d as isize),
+        )
     }
 
     /// Removes every size-1 dim.
     pub fn squeeze(&self) -> Tensor {
         let in_shape = self.shape().to_vec();
-        self.view_rec(self.layout().squeeze_all(), "SqueezeBackward0", move |g| {
-            g.reshape(&in_shape)
-        })
+        self.view_rec(
+            self.layout().squeeze_all(),
+            "SqueezeBackward0",
+            move |g| g.reshape(&in_shape),
+            |t| t.squeeze(),
+        )
     }
 
     /// Inserts a size-1 dim at `dim` (negative counts from the end of the result).
     pub fn unsqueeze(&self, dim: isize) -> Tensor {
         let d = normalize_dim(dim, self.dim() + 1);
-        self.view_rec(self.layout().unsqueeze(d), "UnsqueezeBackward0", move |g| {
-            g.squeeze_dim(d as isize)
-        })
+        self.view_rec(
+            self.layout().unsqueeze(d),
+            "UnsqueezeBackward0",
+            move |g| g.squeeze_dim(d as isize),
+            move |t| t.unsqueeze(d as isize),
+        )
     }
 
     /// Contiguous tensor with the same elements (a copy only when not contiguous already).
