@@ -15,7 +15,8 @@
 //!
 //! `CrossEntropyLoss` and `NLLLoss` run as one fused kernel each (forward and backward); the
 //! elementwise losses compose tensor ops, with explicit backward formulas for the two binary
-//! cross-entropies so their gradients match PyTorch's at every point.
+//! cross-entropies so their gradients match PyTorch's at every point. Every backward is made of
+//! differentiable ops on the inputs' graphs, so second derivatives (`create_graph`) are right.
 
 use ember_autograd::smallvec::smallvec;
 use ember_autograd::{custom_op, no_grad, Tensor};
@@ -81,9 +82,22 @@ pub trait Loss {
     fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor;
 }
 
-/// Checks an elementwise loss's operands: float input, float target of the same shape.
+/// Whether an elementwise loss accepts a target that broadcasts to the input's shape.
+#[derive(Clone, Copy, PartialEq)]
+enum TargetShape {
+    /// Exactly the input's shape (the binary cross-entropies, as PyTorch).
+    Same,
+    /// Any shape that broadcasts *to* the input's shape (`[1]` or `[1, C]` against `[N, C]`).
+    BroadcastsToInput,
+}
+
+/// Checks an elementwise loss's operands: float input, float target of an accepted shape.
 /// Returns the target converted to the input's dtype.
-fn check_pointwise(op: &str, input: &Tensor, target: &Tensor) -> Tensor {
+///
+/// PyTorch warns and broadcasts when the shapes differ, which silently turns the classic `[N, 1]`
+/// prediction against an `[N]` target into an `[N, N]` loss. Here a target broadcasts only when
+/// the result keeps the input's shape; otherwise the call panics with the fix.
+fn check_pointwise(op: &str, input: &Tensor, target: &Tensor, rule: TargetShape) -> Tensor {
     if !input.dtype().is_float() {
         panic!(
             "{op}: expected a floating-point input, got {} of shape {:?}",
@@ -99,13 +113,37 @@ fn check_pointwise(op: &str, input: &Tensor, target: &Tensor) -> Tensor {
         );
     }
     if input.shape() != target.shape() {
-        panic!(
-            "{op}: target shape {:?} does not match input shape {:?}",
-            target.shape(),
-            input.shape()
-        );
+        let joint = ember_kernels::shape::broadcast_shapes(input.shape(), target.shape());
+        let keeps_input = joint.as_deref() == Some(input.shape());
+        if rule == TargetShape::Same || !keeps_input {
+            let outcome = match joint {
+                Some(j) if rule == TargetShape::BroadcastsToInput => {
+                    format!(
+                        "broadcasting them would give shape {:?}, not the input's",
+                        j.as_slice()
+                    )
+                }
+                Some(_) => "this loss needs both of the same shape".to_string(),
+                None => "they do not broadcast".to_string(),
+            };
+            panic!(
+                "{op}: target shape {:?} does not match input shape {:?} ({outcome}); reshape the target to the input's shape, e.g. target.unsqueeze(1) or target.view_as(&input)",
+                target.shape(),
+                input.shape()
+            );
+        }
     }
     target.to_dtype(input.dtype())
+}
+
+/// Panics, as PyTorch's `binary_cross_entropy`, unless every input element is in `[0, 1]` (NaN is
+/// not). One reduction where the input lives and a one-element read, not a copy of the input.
+fn check_probabilities(op: &str, input: &Tensor) {
+    let x = input.detach();
+    let inside = x.ge(0.0).logical_and(&x.le(1.0));
+    if inside.all().item() == 0.0 {
+        panic!("{op}: all elements of input should be between 0 and 1");
+    }
 }
 
 /// A per-element weight broadcast against the input, in the input's dtype.
@@ -149,9 +187,9 @@ impl MSELoss {
     pub fn new() -> MSELoss {
         MSELoss::default()
     }
-    /// The loss of `input` against `target` (same shape).
+    /// The loss of `input` against `target` (the input's shape, or one that broadcasts to it).
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor {
-        let t = check_pointwise("mse_loss", input, target);
+        let t = check_pointwise("mse_loss", input, target, TargetShape::BroadcastsToInput);
         self.reduction.apply("mse_loss", (input - &t).square())
     }
 }
@@ -169,9 +207,9 @@ impl L1Loss {
     pub fn new() -> L1Loss {
         L1Loss::default()
     }
-    /// The loss of `input` against `target` (same shape).
+    /// The loss of `input` against `target` (the input's shape, or one that broadcasts to it).
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor {
-        let t = check_pointwise("l1_loss", input, target);
+        let t = check_pointwise("l1_loss", input, target, TargetShape::BroadcastsToInput);
         self.reduction.apply("l1_loss", (input - &t).abs())
     }
 }
@@ -209,10 +247,10 @@ impl SmoothL1Loss {
         self.beta = beta;
         self
     }
-    /// The loss of `input` against `target` (same shape).
+    /// The loss of `input` against `target` (the input's shape, or one that broadcasts to it).
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor {
         const OP: &str = "smooth_l1_loss";
-        let t = check_pointwise(OP, input, target);
+        let t = check_pointwise(OP, input, target, TargetShape::BroadcastsToInput);
         let d = (input - &t).abs();
         if self.beta == 0.0 {
             return self.reduction.apply(OP, d);
@@ -256,10 +294,10 @@ impl HuberLoss {
         self.delta = delta;
         self
     }
-    /// The loss of `input` against `target` (same shape).
+    /// The loss of `input` against `target` (the input's shape, or one that broadcasts to it).
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor {
         const OP: &str = "huber_loss";
-        let t = check_pointwise(OP, input, target);
+        let t = check_pointwise(OP, input, target, TargetShape::BroadcastsToInput);
         let d = (input - &t).abs();
         let quad = &d.square() * 0.5;
         let lin = &(&d - 0.5 * self.delta) * self.delta;
@@ -405,20 +443,18 @@ impl BCELoss {
         self.weight = Some(weight.detach());
         self
     }
-    /// The loss of probabilities `input` against `target` (same shape).
+    /// The loss of probabilities `input` against `target` (same shape; gradients flow to both).
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor {
         const OP: &str = "binary_cross_entropy";
-        let t = check_pointwise(OP, input, target);
+        let t = check_pointwise(OP, input, target, TargetShape::Same);
         let w = self
             .weight
             .as_ref()
             .map(|w| check_broadcast_weight(OP, "weight", input, w));
-        let x = input.detach();
-        if x.to_vec::<f64>().iter().any(|v| !(0.0..=1.0).contains(v)) {
-            panic!("{OP}: all elements of input should be between 0 and 1");
-        }
+        check_probabilities(OP, input);
         let l = {
             let _g = no_grad();
+            let (x, t) = (input.detach(), t.detach());
             let lx = x.log().clamp_min(-100.0);
             let l1x = x.rsub(1.0).log().clamp_min(-100.0);
             let l = -&(&(&t * &lx) + &(&t.rsub(1.0) * &l1x));
@@ -427,15 +463,25 @@ impl BCELoss {
                 None => l,
             }
         };
-        let l = custom_op(l, "BinaryCrossEntropyBackward0", &[input], move |g| {
-            // PyTorch's gradient: w (x - y) / max(x (1 - x), 1e-12).
-            let denom = (&x * &x.rsub(1.0)).clamp_min(1e-12);
-            let d = &(&(&x - &t) / &denom) * g;
-            smallvec![Some(match &w {
-                Some(w) => &d * w,
-                None => d,
-            })]
-        });
+        // The backward reads the input and target with their graphs: under `create_graph` these
+        // ops record, so the gradient is itself differentiable.
+        let (x, tt) = (input.clone(), t.clone());
+        let l = custom_op(
+            l,
+            "BinaryCrossEntropyBackward0",
+            &[input, target],
+            move |g| {
+                let gw = match &w {
+                    Some(w) => g * w,
+                    None => g.clone(),
+                };
+                // PyTorch's gradients: w (x - y) / max(x (1 - x), 1e-12) and w (log(1 - x) - log x).
+                let denom = (&x * &x.rsub(1.0)).clamp_min(1e-12);
+                let dx = &(&(&x - &tt) / &denom) * &gw;
+                let dy = &(&x.rsub(1.0).log() - &x.log()) * &gw;
+                smallvec![Some(dx), Some(dy)]
+            },
+        );
         self.reduction.apply(OP, l)
     }
 }
@@ -472,7 +518,7 @@ impl BCEWithLogitsLoss {
     /// The loss of logits `input` against `target` (same shape; gradients flow to both).
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor {
         const OP: &str = "binary_cross_entropy_with_logits";
-        let t = check_pointwise(OP, input, target).detach();
+        let t = check_pointwise(OP, input, target, TargetShape::Same);
         let w = self
             .weight
             .as_ref()
@@ -481,22 +527,25 @@ impl BCEWithLogitsLoss {
             .pos_weight
             .as_ref()
             .map(|p| check_broadcast_weight(OP, "pos_weight", input, p));
-        let x = input.detach();
         // softplus(-x) = max(-x, 0) + log1p(exp(-|x|)), finite for every x.
-        let (l, sp) = {
+        let softplus_neg = |x: &Tensor| &x.neg().relu() + &x.abs().neg().exp().log1p();
+        // 1 + (p - 1) y: the weight of the softplus term.
+        let coef = |t: &Tensor, p: &Option<Tensor>| match p {
+            Some(p) => &(t * &(p - 1.0)) + 1.0,
+            None => t.ones_like(),
+        };
+        let l = {
             let _g = no_grad();
-            let sp = &x.neg().relu() + &x.abs().neg().exp().log1p();
-            let coef = match &pw {
-                Some(p) => &(&t * &(p - 1.0)) + 1.0,
-                None => t.ones_like(),
-            };
-            let l = &(&t.rsub(1.0) * &x) + &(&coef * &sp);
-            let l = match &w {
+            let (x, t) = (input.detach(), t.detach());
+            let l = &(&t.rsub(1.0) * &x) + &(&coef(&t, &pw) * &softplus_neg(&x));
+            match &w {
                 Some(w) => &l * w,
                 None => l,
-            };
-            (l, sp)
+            }
         };
+        // The backward reads the input and target with their graphs, so that under
+        // `create_graph` the gradient is itself differentiable.
+        let (x, tt) = (input.clone(), t.clone());
         let l = custom_op(
             l,
             "BinaryCrossEntropyWithLogitsBackward0",
@@ -506,14 +555,14 @@ impl BCEWithLogitsLoss {
                     Some(w) => g * w,
                     None => g.clone(),
                 };
-                let s = x.sigmoid();
                 // d/dx = (1 + (p-1) y) σ(x) - p y ; d/dy = -x + (p-1) softplus(-x).
+                let s = x.sigmoid();
                 let (dx, dy) = match &pw {
-                    Some(p) => {
-                        let coef = &(&t * &(p - 1.0)) + 1.0;
-                        (&(&coef * &s) - &(&t * p), &x.neg() + &(&(p - 1.0) * &sp))
-                    }
-                    None => (&s - &t, x.neg()),
+                    Some(p) => (
+                        &(&coef(&tt, &pw) * &s) - &(&tt * p),
+                        &x.neg() + &(&(p - 1.0) * &softplus_neg(&x)),
+                    ),
+                    None => (&s - &tt, x.neg()),
                 };
                 smallvec![Some(&dx * &gw), Some(&dy * &gw)]
             },
@@ -548,8 +597,7 @@ impl KLDivLoss {
     /// The divergence of log-probabilities `input` from `target` (same shape).
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor {
         const OP: &str = "kl_div";
-        check_pointwise(OP, input, target);
-        let t = target.to_dtype(input.dtype());
+        let t = check_pointwise(OP, input, target, TargetShape::Same);
         let l = if self.log_target {
             &t.exp() * &(&t - input)
         } else {

@@ -3,7 +3,7 @@
 //! (class indices with weight, ignore_index and label smoothing, probability targets, K-dim and
 //! strided inputs, every reduction), and the panic messages.
 
-use ember_autograd::gradcheck::gradcheck;
+use ember_autograd::gradcheck::{gradcheck, gradgradcheck};
 use ember_autograd::{DType, Tensor};
 use ember_nn::{
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss, MSELoss, NLLLoss,
@@ -103,8 +103,11 @@ fn leaf(v: Vec<f64>, shape: &[usize]) -> Tensor {
     Tensor::from_vec(v, shape).requires_grad_(true)
 }
 
+/// First and second derivatives against finite differences (every loss's backward must itself be
+/// differentiable under `create_graph`).
 fn check(name: &str, f: impl Fn(&[Tensor]) -> Tensor, inputs: &[Tensor]) {
-    gradcheck(f, inputs, 1e-6, 1e-7, 1e-5).unwrap_or_else(|e| panic!("{name}: {e}"));
+    gradcheck(&f, inputs, 1e-6, 1e-7, 1e-5).unwrap_or_else(|e| panic!("{name}: {e}"));
+    gradgradcheck(&f, inputs, 1e-5, 1e-5, 1e-4).unwrap_or_else(|e| panic!("{name}: {e}"));
 }
 
 const REDUCTIONS: [Reduction; 3] = [Reduction::None, Reduction::Mean, Reduction::Sum];
@@ -149,7 +152,13 @@ fn gradcheck_every_loss() {
         check(
             "bce",
             |v| BCELoss::new().weight(&w).reduction(r).forward(&v[0], &tt),
-            &[p],
+            std::slice::from_ref(&p),
+        );
+        // The target's gradient too (PyTorch's binary_cross_entropy_target_backward).
+        check(
+            "bce/target",
+            |v| BCELoss::new().reduction(r).forward(&v[0], &v[1]),
+            &[p, leaf(targets01.clone(), &[2, 4])],
         );
         // BCE with logits: gradients to both the logits and the target.
         let tl = leaf(targets01.clone(), &[2, 4]);
@@ -712,4 +721,44 @@ fn second_derivatives_through_the_fused_losses() {
             std::slice::from_ref(&x),
         );
     }
+}
+
+#[test]
+fn pointwise_targets_broadcast_only_to_the_input_shape() {
+    let x = Tensor::from_slice(&[1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0], [3, 2]).requires_grad_(true);
+    // A [1, C] target is one row for every sample; a [1] target one value for every element.
+    let row = Tensor::from_slice(&[0.5f64, 1.0], [1, 2]).requires_grad_(true);
+    let l = MSELoss::new().forward(&x, &row);
+    let want = MSELoss::new().forward(&x, &row.expand([3, 2]).contiguous());
+    assert!((l.item() - want.item()).abs() < 1e-12);
+    l.backward();
+    // The target's gradient is summed back over the broadcast rows.
+    let gx: Vec<f64> = x.grad().unwrap().to_vec();
+    let grow: Vec<f64> = row.grad().unwrap().to_vec();
+    assert_eq!(grow.len(), 2);
+    assert!((grow[0] + (gx[0] + gx[2] + gx[4])).abs() < 1e-12);
+    let one = Tensor::from_slice(&[2.0f64], [1]);
+    for loss in [
+        L1Loss::new().forward(&x, &one),
+        SmoothL1Loss::new().forward(&x, &one),
+        HuberLoss::new().forward(&x, &one),
+    ] {
+        assert_eq!(loss.shape(), &[] as &[usize]);
+    }
+}
+
+#[test]
+#[should_panic(
+    expected = "mse_loss: target shape [3] does not match input shape [3, 1] (broadcasting them would give shape [3, 3], not the input's); reshape the target to the input's shape, e.g. target.unsqueeze(1) or target.view_as(&input)"
+)]
+fn a_target_that_would_widen_the_input_panics_with_the_fix() {
+    let pred = Tensor::zeros([3, 1]);
+    MSELoss::new().forward(&pred, &Tensor::ones([3]));
+}
+
+#[test]
+#[should_panic(expected = "binary_cross_entropy: all elements of input should be between 0 and 1")]
+fn bce_refuses_inputs_outside_the_unit_interval() {
+    let x = Tensor::from_slice(&[0.5f32, f32::NAN], [2]);
+    BCELoss::new().forward(&x, &Tensor::zeros([2]));
 }
