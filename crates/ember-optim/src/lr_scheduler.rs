@@ -20,6 +20,10 @@
 //! ```
 
 use crate::optimizer::Optimizer;
+use crate::state_dict::OptimError;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::f64::consts::PI;
 
 /// A scheduler stepped once per epoch (or per batch) after `optimizer.step()`.
@@ -30,13 +34,46 @@ pub trait LRScheduler {
     fn get_last_lr(&self) -> Vec<f64>;
     /// The current epoch (0 right after construction).
     fn last_epoch(&self) -> i64;
+    /// The scheduler's state as JSON (PyTorch's `state_dict()`): `base_lrs`, `last_epoch`,
+    /// `_step_count`, `_last_lr` and the scheduler's own settings under PyTorch's names.
+    fn state_dict(&self) -> Value;
+    /// Continues from a state written by [`LRScheduler::state_dict`] (PyTorch's
+    /// `load_state_dict`); refuses a state of another scheduler or number of groups.
+    fn load_state_dict(&mut self, state: &Value) -> Result<(), OptimError>;
 }
 
-/// What every epoch-based scheduler keeps: PyTorch's `base_lrs`, `last_epoch`, `_last_lr`.
-#[derive(Clone, Debug)]
+/// The JSON of a scheduler's state.
+fn to_state(s: &impl Serialize) -> Value {
+    serde_json::to_value(s).expect("a scheduler's state is plain data")
+}
+
+/// A scheduler of type `T` read back from `state`, checked to drive `groups` parameter groups.
+fn from_state<T: DeserializeOwned>(
+    name: &str,
+    state: &Value,
+    groups: usize,
+    groups_of: impl Fn(&T) -> usize,
+) -> Result<T, OptimError> {
+    let s: T = serde_json::from_value(state.clone())
+        .map_err(|e| OptimError::Mismatch(format!("not a {name} state: {e}")))?;
+    if groups_of(&s) != groups {
+        return Err(OptimError::Mismatch(format!(
+            "{name}: the state has {} parameter groups, this scheduler {groups}",
+            groups_of(&s)
+        )));
+    }
+    Ok(s)
+}
+
+/// What every epoch-based scheduler keeps: PyTorch's `base_lrs`, `last_epoch`, `_step_count`,
+/// `_last_lr`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Base {
     base_lrs: Vec<f64>,
     last_epoch: i64,
+    #[serde(rename = "_step_count")]
+    step_count: i64,
+    #[serde(rename = "_last_lr")]
     last_lr: Vec<f64>,
 }
 
@@ -56,6 +93,7 @@ impl Base {
         Base {
             base_lrs,
             last_epoch: -1,
+            step_count: 0,
             last_lr: Vec::new(),
         }
     }
@@ -68,6 +106,7 @@ macro_rules! scheduler_impl {
             /// ones (the chainable form), apply them.
             fn step(&mut self, opt: &mut dyn Optimizer) {
                 self.base.last_epoch += 1;
+                self.base.step_count += 1;
                 let lrs = self.get_lr(&self.base, &opt.lrs());
                 for (g, &lr) in lrs.iter().enumerate() {
                     opt.set_lr(g, lr);
@@ -80,13 +119,24 @@ macro_rules! scheduler_impl {
             fn last_epoch(&self) -> i64 {
                 self.base.last_epoch
             }
+            fn state_dict(&self) -> Value {
+                to_state(self)
+            }
+            fn load_state_dict(&mut self, state: &Value) -> Result<(), OptimError> {
+                let groups = self.base.base_lrs.len();
+                *self = from_state(stringify!($ty), state, groups, |s: &$ty| {
+                    s.base.base_lrs.len()
+                })?;
+                Ok(())
+            }
         }
     };
 }
 
 /// Multiplies the learning rate by `gamma` every `step_size` epochs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StepLR {
+    #[serde(flatten)]
     base: Base,
     step_size: usize,
     gamma: f64,
@@ -117,8 +167,9 @@ scheduler_impl!(StepLR);
 
 /// Multiplies the learning rate by `gamma` at each milestone epoch (a repeated milestone
 /// multiplies once per repetition).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MultiStepLR {
+    #[serde(flatten)]
     base: Base,
     milestones: Vec<usize>,
     gamma: f64,
@@ -153,8 +204,9 @@ impl MultiStepLR {
 scheduler_impl!(MultiStepLR);
 
 /// Multiplies the learning rate by `gamma` every epoch.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ExponentialLR {
+    #[serde(flatten)]
     base: Base,
     gamma: f64,
 }
@@ -182,9 +234,11 @@ scheduler_impl!(ExponentialLR);
 
 /// Cosine annealing from the base rate down to `eta_min` over `t_max` epochs (and back up after,
 /// as PyTorch's recurrence does; SGDR's restarts are `CosineAnnealingWarmRestarts`, not here).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CosineAnnealingLR {
+    #[serde(flatten)]
     base: Base,
+    #[serde(rename = "T_max")]
     t_max: usize,
     eta_min: f64,
 }
@@ -226,8 +280,9 @@ scheduler_impl!(CosineAnnealingLR);
 
 /// Scales the learning rate by a factor moving linearly from `start_factor` to `end_factor` over
 /// `total_iters` epochs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LinearLR {
+    #[serde(flatten)]
     base: Base,
     start_factor: f64,
     end_factor: f64,
@@ -275,7 +330,8 @@ impl LinearLR {
 scheduler_impl!(LinearLR);
 
 /// How `OneCycleLR` interpolates within a phase.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AnnealStrategy {
     /// Half a cosine (PyTorch's default, `"cos"`).
     Cos,
@@ -293,7 +349,7 @@ impl AnnealStrategy {
 }
 
 /// `OneCycleLR`'s options beyond `max_lr` and `total_steps` (PyTorch's defaults).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OneCycleOptions {
     /// Fraction of the cycle spent increasing the rate (default 0.3).
     pub pct_start: f64,
@@ -328,7 +384,7 @@ impl Default for OneCycleOptions {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct Phase {
     end_step: f64,
     /// Index into (initial, max, min) learning rates.
@@ -341,16 +397,19 @@ struct Phase {
 
 /// The 1cycle policy: the rate rises from `max_lr / div_factor` to `max_lr`, then anneals to a
 /// tiny minimum over `total_steps` steps (stepped once per batch); momentum moves the other way.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct OneCycleLR {
+    #[serde(flatten)]
     base: Base,
     total_steps: usize,
+    #[serde(flatten)]
     o: OneCycleOptions,
+    #[serde(rename = "_schedule_phases")]
     phases: Vec<Phase>,
     /// Per group: (initial_lr, max_lr, min_lr).
     lrs: Vec<[f64; 3]>,
-    /// The momentum hyper-parameter cycled: `"beta1"` (Adam) or `"momentum"`.
-    momentum_key: &'static str,
+    /// The momentum hyper-parameter cycled: Adam's `beta1` or `momentum`.
+    use_beta1: bool,
 }
 
 impl OneCycleLR {
@@ -430,11 +489,8 @@ impl OneCycleLR {
                 [initial, max_lr, initial / o.final_div_factor]
             })
             .collect();
-        let momentum_key = if opt.hyper(0, "beta1").is_some() {
-            "beta1"
-        } else {
-            "momentum"
-        };
+        let use_beta1 = opt.hyper(0, "beta1").is_some();
+        let momentum_key = momentum_key(use_beta1);
         if o.cycle_momentum {
             if opt.hyper(0, momentum_key).is_none() {
                 panic!(
@@ -451,16 +507,26 @@ impl OneCycleLR {
             o,
             phases,
             lrs,
-            momentum_key,
+            use_beta1,
         };
         LRScheduler::step(&mut s, opt);
         s
     }
 }
 
+/// The optimizer hyper-parameter OneCycleLR cycles.
+fn momentum_key(use_beta1: bool) -> &'static str {
+    if use_beta1 {
+        "beta1"
+    } else {
+        "momentum"
+    }
+}
+
 impl LRScheduler for OneCycleLR {
     fn step(&mut self, opt: &mut dyn Optimizer) {
         self.base.last_epoch += 1;
+        self.base.step_count += 1;
         let step = self.base.last_epoch;
         if step > self.total_steps as i64 {
             panic!(
@@ -492,7 +558,7 @@ impl LRScheduler for OneCycleLR {
             }
             opt.set_lr(g, lr);
             if self.o.cycle_momentum {
-                opt.set_hyper(g, self.momentum_key, m);
+                opt.set_hyper(g, momentum_key(self.use_beta1), m);
             }
             last.push(lr);
         }
@@ -506,10 +572,21 @@ impl LRScheduler for OneCycleLR {
     fn last_epoch(&self) -> i64 {
         self.base.last_epoch
     }
+
+    fn state_dict(&self) -> Value {
+        to_state(self)
+    }
+
+    fn load_state_dict(&mut self, state: &Value) -> Result<(), OptimError> {
+        let groups = self.lrs.len();
+        *self = from_state("OneCycleLR", state, groups, |s: &OneCycleLR| s.lrs.len())?;
+        Ok(())
+    }
 }
 
 /// Whether `ReduceLROnPlateau` watches a quantity to minimize or to maximize.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PlateauMode {
     /// Lower is better (`"min"`, the default).
     Min,
@@ -518,7 +595,8 @@ pub enum PlateauMode {
 }
 
 /// How `ReduceLROnPlateau` compares with the best value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ThresholdMode {
     /// Relative improvement (`"rel"`, the default).
     Rel,
@@ -527,7 +605,7 @@ pub enum ThresholdMode {
 }
 
 /// `ReduceLROnPlateau`'s options (PyTorch's defaults).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlateauOptions {
     /// Minimize or maximize the metric (default min).
     pub mode: PlateauMode,
@@ -542,6 +620,7 @@ pub struct PlateauOptions {
     /// Epochs to wait after a reduction (default 0).
     pub cooldown: usize,
     /// Lower bound of each group's rate (one value for all, or one per group; default 0).
+    #[serde(skip)]
     pub min_lr: Vec<f64>,
     /// Reductions smaller than this are skipped (default 1e-8).
     pub eps: f64,
@@ -564,14 +643,18 @@ impl Default for PlateauOptions {
 
 /// Reduces the learning rate by `factor` when a metric has stopped improving for `patience`
 /// epochs. Stepped with the metric: `sched.step(&mut opt, val_loss)`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReduceLROnPlateau {
+    #[serde(flatten)]
     o: PlateauOptions,
     min_lrs: Vec<f64>,
+    /// ±inf until the first metric: stored as a string where JSON has no number for it.
+    #[serde(with = "float_or_string")]
     best: f64,
     num_bad_epochs: usize,
     cooldown_counter: usize,
     last_epoch: i64,
+    #[serde(rename = "_last_lr")]
     last_lr: Vec<f64>,
 }
 
@@ -647,5 +730,62 @@ impl ReduceLROnPlateau {
     /// The number of steps taken.
     pub fn last_epoch(&self) -> i64 {
         self.last_epoch
+    }
+
+    /// The scheduler's state as JSON (PyTorch's `state_dict()` keys: `best`, `num_bad_epochs`,
+    /// `cooldown_counter`, `min_lrs`, `last_epoch`, `_last_lr` and the options).
+    pub fn state_dict(&self) -> Value {
+        to_state(self)
+    }
+
+    /// Continues from a state written by [`ReduceLROnPlateau::state_dict`].
+    pub fn load_state_dict(&mut self, state: &Value) -> Result<(), OptimError> {
+        let groups = self.min_lrs.len();
+        *self = from_state(
+            "ReduceLROnPlateau",
+            state,
+            groups,
+            |s: &ReduceLROnPlateau| s.min_lrs.len(),
+        )?;
+        Ok(())
+    }
+}
+
+/// Non-finite floats as the strings `"inf"`, `"-inf"`, `"nan"` (JSON numbers cannot hold them).
+mod float_or_string {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Number(f64),
+        Text(String),
+    }
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        let r = if v.is_finite() {
+            Repr::Number(*v)
+        } else if v.is_nan() {
+            Repr::Text("nan".into())
+        } else if *v > 0.0 {
+            Repr::Text("inf".into())
+        } else {
+            Repr::Text("-inf".into())
+        };
+        r.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Number(v) => Ok(v),
+            Repr::Text(t) => match t.as_str() {
+                "inf" => Ok(f64::INFINITY),
+                "-inf" => Ok(f64::NEG_INFINITY),
+                "nan" => Ok(f64::NAN),
+                other => Err(serde::de::Error::custom(format!(
+                    "expected a number, \"inf\", \"-inf\" or \"nan\", got {other:?}"
+                ))),
+            },
+        }
     }
 }
