@@ -29,11 +29,12 @@ pub mod autograd {
     pub use crate::graph::SavedTensorsCounter;
 }
 
-pub use ember_kernels::random::{initial_seed, manual_seed, Generator};
+pub use ember_kernels::random::{default_generator, initial_seed, manual_seed, Generator};
 pub use ember_kernels::{DType, Device, Scalar};
 pub use grad_mode::{grad_mode, is_grad_enabled, no_grad, set_grad_enabled, GradModeGuard};
 pub use graph::{custom_op, Grads, Node};
 pub use literal::TensorLiteral;
+pub use ops::random::{get_rng_state, set_rng_state};
 pub use shape_arg::{IntoDims, IntoShape};
 pub use smallvec;
 pub use tensor::{live_storages, Tensor};

@@ -14,9 +14,18 @@ use std::thread::JoinHandle;
 /// Builds one batch from the dataset and the batch's indices.
 type FetchFn<D, B> = dyn Fn(&D, &[usize]) -> B + Send + Sync;
 
-/// Epoch `k` of a seeded loader draws from the seed's Philox stream starting at block
-/// `k << EPOCH_SHIFT`: disjoint streams per epoch, and any epoch can be replayed directly.
-const EPOCH_SHIFT: u32 = 40;
+/// The seed of epoch `epoch`'s generator in a loader seeded with `seed`: both mixed by
+/// SplitMix64 (whose output spreads over all 64 bits, the low 32 of which seed the mt19937), so
+/// each epoch has its own stream and any epoch can be replayed directly.
+fn epoch_seed(seed: u64, epoch: u64) -> u64 {
+    fn splitmix64(x: u64) -> u64 {
+        let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    splitmix64(seed ^ splitmix64(epoch))
+}
 
 /// Batches built ahead by default (see [`DataLoader::prefetch`] and the measurement in
 /// [`DataLoader`]'s documentation).
@@ -253,11 +262,7 @@ impl<D: Dataset + 'static, B: Send + 'static> DataLoader<D, B> {
     /// The generator of `epoch`'s randomness.
     fn generator(&self, epoch: u64) -> Generator {
         match self.seed {
-            Some(seed) => {
-                let g = Generator::new(seed);
-                g.set_offset(epoch << EPOCH_SHIFT);
-                g
-            }
+            Some(seed) => Generator::new(epoch_seed(seed, epoch)),
             // As PyTorch does each epoch: a fresh seed from the global generator.
             None => Generator::new(Tensor::randint(0, i64::MAX, [1]).to_vec::<i64>()[0] as u64),
         }

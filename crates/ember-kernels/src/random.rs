@@ -1,223 +1,28 @@
-//! Seeded random numbers and creation ops (arange, linspace, eye, uniform, normal, …).
+//! Random and creation ops on `Storage` (`rand`, `randn`, `randint`, `randperm`, `bernoulli`,
+//! `arange`, `linspace`, `eye`), dispatched by device.
 //!
-//! Random values come from Philox4x32-10, a counter-based generator: block `i` of a stream is
-//! `philox(counter = offset + i, key = seed)`, four 32-bit words computed from `(seed, offset + i)`
-//! alone. Element `j` of an op's output always reads block `j / K` (lane `j % K`) for a per-op
-//! constant `K` (see [`values_per_block`]), so any chunking across threads — and a future GPU
-//! kernel — produces the same values. A [`Generator`] holds `(seed, offset)`; each op reserves the
-//! blocks it reads by advancing the offset, so successive calls draw fresh numbers.
+//! Random values are PyTorch's CPU numbers: the [`Generator`] is PyTorch's mt19937 stream
+//! ([`mt19937`]) and each op turns its words into values with PyTorch's transforms
+//! ([`transforms`]), so `manual_seed(s)` followed by the same calls gives what PyTorch gives.
+
+pub mod generator;
+pub mod mt19937;
+pub mod transforms;
+
+pub use generator::{
+    default_generator, initial_seed, manual_seed, Generator, GeneratorState, DEFAULT_SEED,
+};
 
 use crate::cpu::creation as cpu;
+use crate::cpu::random as cpu_random;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::layout::Layout;
 use crate::storage::Storage;
-use std::sync::Mutex;
 
-/// The seed of the default generator until [`manual_seed`] is called (PyTorch's default too).
-pub const DEFAULT_SEED: u64 = 67280421310721;
-
-const PHILOX_M0: u32 = 0xD251_1F53;
-const PHILOX_M1: u32 = 0xCD9E_8D57;
-const PHILOX_W0: u32 = 0x9E37_79B9;
-const PHILOX_W1: u32 = 0xBB67_AE85;
-
-/// The Philox4x32-10 bijection of Salmon et al. (2011): four random words from a 128-bit counter
-/// and a 64-bit key.
-#[inline(always)]
-pub fn philox4x32_10(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
-    let [mut c0, mut c1, mut c2, mut c3] = ctr;
-    let [mut k0, mut k1] = key;
-    for round in 0..10 {
-        if round > 0 {
-            k0 = k0.wrapping_add(PHILOX_W0);
-            k1 = k1.wrapping_add(PHILOX_W1);
-        }
-        let p0 = PHILOX_M0 as u64 * c0 as u64;
-        let p1 = PHILOX_M1 as u64 * c2 as u64;
-        let (hi0, lo0) = ((p0 >> 32) as u32, p0 as u32);
-        let (hi1, lo1) = ((p1 >> 32) as u32, p1 as u32);
-        (c0, c1, c2, c3) = (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0);
-    }
-    [c0, c1, c2, c3]
-}
-
-/// A range of Philox blocks reserved from a generator: block `i` is
-/// `philox4x32_10([lo(offset+i), hi(offset+i), 0, 0], [lo(seed), hi(seed)])`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PhiloxStream {
-    /// The generator's seed (the Philox key).
-    pub seed: u64,
-    /// The counter of the stream's first block.
-    pub offset: u64,
-}
-
-impl PhiloxStream {
-    /// The four random words of block `i` of this stream.
-    #[inline(always)]
-    pub fn block(&self, i: u64) -> [u32; 4] {
-        let c = self.offset.wrapping_add(i);
-        philox4x32_10(
-            [c as u32, (c >> 32) as u32, 0, 0],
-            [self.seed as u32, (self.seed >> 32) as u32],
-        )
-    }
-
-    /// Blocks `first .. first + B` at once, word-major (`out[w][i]` is word `w` of block
-    /// `first + i`): the rounds run over arrays of lanes, which LLVM vectorises.
-    #[inline(always)]
-    pub fn blocks<const B: usize>(&self, first: u64) -> [[u32; B]; 4] {
-        let base = self.offset.wrapping_add(first);
-        let mut c0: [u32; B] = std::array::from_fn(|i| base.wrapping_add(i as u64) as u32);
-        let mut c1: [u32; B] = std::array::from_fn(|i| (base.wrapping_add(i as u64) >> 32) as u32);
-        let mut c2 = [0u32; B];
-        let mut c3 = [0u32; B];
-        let (mut k0, mut k1) = (self.seed as u32, (self.seed >> 32) as u32);
-        for round in 0..10 {
-            if round > 0 {
-                k0 = k0.wrapping_add(PHILOX_W0);
-                k1 = k1.wrapping_add(PHILOX_W1);
-            }
-            for i in 0..B {
-                let p0 = PHILOX_M0 as u64 * c0[i] as u64;
-                let p1 = PHILOX_M1 as u64 * c2[i] as u64;
-                let (hi0, lo0) = ((p0 >> 32) as u32, p0 as u32);
-                let (hi1, lo1) = ((p1 >> 32) as u32, p1 as u32);
-                (c0[i], c1[i], c2[i], c3[i]) = (hi1 ^ c1[i] ^ k0, lo1, hi0 ^ c3[i] ^ k1, lo0);
-            }
-        }
-        [c0, c1, c2, c3]
-    }
-}
-
-/// How many output values one Philox block yields for each random op: 4 for 32-bit draws (f32
-/// uniform/normal, bernoulli), 2 for 64-bit draws (f64 uniform/normal, randint, randperm).
-pub fn values_per_block(op: RandomOp, dtype: DType) -> usize {
-    match op {
-        RandomOp::Uniform | RandomOp::Normal if dtype == DType::F32 => 4,
-        RandomOp::Uniform | RandomOp::Normal => 2,
-        RandomOp::Bernoulli => 4,
-        RandomOp::Randint | RandomOp::Randperm => 2,
-    }
-}
-
-/// The random ops, for [`values_per_block`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RandomOp {
-    /// `uniform_` / `rand`
-    Uniform,
-    /// `normal_` / `randn`
-    Normal,
-    /// `bernoulli`
-    Bernoulli,
-    /// `randint`
-    Randint,
-    /// `randperm` (Fisher–Yates, one draw per swap)
-    Randperm,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct GenState {
-    seed: u64,
-    offset: u64,
-}
-
-/// A seeded random stream `(seed, offset)`, like `torch.Generator`. Thread-safe: ops take
-/// `&Generator` and reserve their blocks under a lock.
-#[derive(Debug)]
-pub struct Generator {
-    state: Mutex<GenState>,
-}
-
-impl Generator {
-    /// A generator seeded with `seed`, at offset 0.
-    pub const fn new(seed: u64) -> Generator {
-        Generator {
-            state: Mutex::new(GenState { seed, offset: 0 }),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, GenState> {
-        // A panic while holding the lock cannot leave the state inconsistent.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Reseeds and rewinds to offset 0 (`Generator.manual_seed`).
-    pub fn manual_seed(&self, seed: u64) {
-        *self.lock() = GenState { seed, offset: 0 };
-    }
-
-    /// The seed (`Generator.initial_seed`).
-    pub fn initial_seed(&self) -> u64 {
-        self.lock().seed
-    }
-
-    /// The counter of the next unreserved block (`Generator.get_offset`).
-    pub fn offset(&self) -> u64 {
-        self.lock().offset
-    }
-
-    /// Moves to block counter `offset` (`Generator.set_offset`), e.g. to replay a stream.
-    pub fn set_offset(&self, offset: u64) {
-        self.lock().offset = offset;
-    }
-
-    /// Reserves `blocks` consecutive blocks and returns them as a stream.
-    pub fn reserve(&self, blocks: u64) -> PhiloxStream {
-        let mut s = self.lock();
-        let stream = PhiloxStream {
-            seed: s.seed,
-            offset: s.offset,
-        };
-        s.offset = s.offset.wrapping_add(blocks);
-        stream
-    }
-
-    /// One random 64-bit value (one block reserved).
-    pub fn next_u64(&self) -> u64 {
-        let b = self.reserve(1).block(0);
-        b[0] as u64 | (b[1] as u64) << 32
-    }
-}
-
-impl Default for Generator {
-    /// A generator with [`DEFAULT_SEED`].
-    fn default() -> Self {
-        Generator::new(DEFAULT_SEED)
-    }
-}
-
-impl Clone for Generator {
-    /// A generator at the same seed and offset (later draws of the two are identical).
-    fn clone(&self) -> Self {
-        let s = *self.lock();
-        Generator {
-            state: Mutex::new(s),
-        }
-    }
-}
-
-static DEFAULT_GENERATOR: Generator = Generator::new(DEFAULT_SEED);
-
-/// The process-wide generator used when an op gets no explicit generator.
-pub fn default_generator() -> &'static Generator {
-    &DEFAULT_GENERATOR
-}
-
-/// Seeds the default generator and rewinds it (`torch.manual_seed`).
-pub fn manual_seed(seed: u64) {
-    DEFAULT_GENERATOR.manual_seed(seed);
-}
-
-/// The default generator's seed (`torch.initial_seed`).
-pub fn initial_seed() -> u64 {
-    DEFAULT_GENERATOR.initial_seed()
-}
-
-/// Reserves the blocks for `n` values at `per_block` values per block.
-fn reserve(gen: Option<&Generator>, n: usize, per_block: usize) -> PhiloxStream {
-    gen.unwrap_or(&DEFAULT_GENERATOR)
-        .reserve(n.div_ceil(per_block) as u64)
+/// The generator an op draws from: the given one, else the default.
+fn pick(gen: Option<&Generator>) -> &Generator {
+    gen.unwrap_or(default_generator())
 }
 
 fn check_float(op: &str, dtype: DType) {
@@ -265,8 +70,8 @@ pub fn arange_len(start: f64, end: f64, step: f64, dtype: DType) -> usize {
 }
 
 impl Storage {
-    /// `n` values drawn uniformly from `[low, high)` (`torch.rand`, `uniform_`); f32 values use 24
-    /// random bits and f64 values 53, so they never reach `high`.
+    /// `n` values drawn uniformly from `[low, high)` (`torch.rand`, `uniform_`), one generator
+    /// word per float32 value and two per float64 value.
     pub fn uniform(
         n: usize,
         low: f64,
@@ -287,19 +92,23 @@ impl Storage {
                 if dtype == DType::F32 { "float" } else { "double" }
             );
         }
-        let stream = reserve(gen, n, values_per_block(RandomOp::Uniform, dtype));
         match device {
-            Device::Cpu => Storage::Cpu(cpu::uniform(n, low, high, dtype, stream)),
+            Device::Cpu => Storage::Cpu(cpu_random::uniform(n, low, high, dtype, pick(gen))),
             Device::Cuda(_) => cuda_unavailable(),
         }
     }
 
     /// `n` values drawn from `N(mean, std²)` by Box–Muller (`torch.randn`, `normal_`).
+    /// `contiguous` says whether they fill a contiguous tensor: PyTorch draws 16 or more values
+    /// for one by its vectorised path and otherwise one pair at a time, which uses the stream
+    /// differently, so a non-contiguous `normal_` passes `false` (and wants the values in memory
+    /// order).
     pub fn normal(
         n: usize,
         mean: f64,
         std: f64,
         dtype: DType,
+        contiguous: bool,
         device: Device,
         gen: Option<&Generator>,
     ) -> Storage {
@@ -307,9 +116,15 @@ impl Storage {
         if std.is_nan() || std < 0.0 {
             panic!("normal expects std >= 0.0, but found std {std}");
         }
-        let stream = reserve(gen, n, values_per_block(RandomOp::Normal, dtype));
         match device {
-            Device::Cpu => Storage::Cpu(cpu::normal(n, mean, std, dtype, stream)),
+            Device::Cpu => Storage::Cpu(cpu_random::normal(
+                n,
+                mean,
+                std,
+                dtype,
+                contiguous,
+                pick(gen),
+            )),
             Device::Cuda(_) => cuda_unavailable(),
         }
     }
@@ -318,13 +133,8 @@ impl Storage {
     /// storage of `probs`' dtype (`torch.bernoulli`).
     pub fn bernoulli(probs: &Storage, layout: &Layout, gen: Option<&Generator>) -> Storage {
         check_float("bernoulli", probs.dtype());
-        let stream = reserve(
-            gen,
-            layout.numel(),
-            values_per_block(RandomOp::Bernoulli, probs.dtype()),
-        );
         match probs {
-            Storage::Cpu(p) => Storage::Cpu(cpu::bernoulli(p, layout, stream)),
+            Storage::Cpu(p) => Storage::Cpu(cpu_random::bernoulli(p, layout, pick(gen))),
         }
     }
 
@@ -340,9 +150,8 @@ impl Storage {
         if !(0.0..=1.0).contains(&p) {
             panic!("bernoulli_ expects p to be in [0, 1], but got p={p}");
         }
-        let stream = reserve(gen, n, values_per_block(RandomOp::Bernoulli, dtype));
         match device {
-            Device::Cpu => Storage::Cpu(cpu::bernoulli_scalar(n, p, dtype, stream)),
+            Device::Cpu => Storage::Cpu(cpu_random::bernoulli_scalar(n, p, dtype, pick(gen))),
             Device::Cuda(_) => cuda_unavailable(),
         }
     }
@@ -358,22 +167,16 @@ impl Storage {
         if low >= high {
             panic!("random_ expects 'from' to be less than 'to', but got from={low} >= to={high}");
         }
-        let stream = reserve(gen, n, values_per_block(RandomOp::Randint, DType::I64));
         match device {
-            Device::Cpu => Storage::Cpu(cpu::randint(n, low, high, stream)),
+            Device::Cpu => Storage::Cpu(cpu_random::randint(n, low, high, pick(gen))),
             Device::Cuda(_) => cuda_unavailable(),
         }
     }
 
     /// A random permutation of `0..n` as int64 (`torch.randperm`).
     pub fn randperm(n: usize, device: Device, gen: Option<&Generator>) -> Storage {
-        let stream = reserve(
-            gen,
-            n.saturating_sub(1),
-            values_per_block(RandomOp::Randperm, DType::I64),
-        );
         match device {
-            Device::Cpu => Storage::Cpu(cpu::randperm(n, stream)),
+            Device::Cpu => Storage::Cpu(cpu_random::randperm(n, pick(gen))),
             Device::Cuda(_) => cuda_unavailable(),
         }
     }
@@ -415,6 +218,7 @@ fn cuda_unavailable() -> ! {
 
 #[cfg(test)]
 mod tests {
+    use super::transforms as tf;
     use super::*;
     use proptest::prelude::*;
 
@@ -445,98 +249,68 @@ mod tests {
         (m, var.sqrt())
     }
 
+    /// Whether `a` and `b` are at the same position of their streams.
+    fn same_position(a: &Generator, b: &Generator) -> bool {
+        a.get_state() == b.get_state()
+    }
+
     #[test]
-    fn philox_known_answers() {
-        // Random123's kat_vectors for philox4x32_10.
+    fn pytorch_values() {
+        // A few of PyTorch 2.15's numbers after `torch.manual_seed(0)` (all of `rng.json` is
+        // checked by ember-nn's rng_parity test).
+        let g = || Generator::new(0);
+        let v = f32s(&Storage::normal(
+            5,
+            0.0,
+            1.0,
+            DType::F32,
+            true,
+            CPU,
+            Some(&g()),
+        ));
+        assert_eq!(v[..3], [1.540_996_1, -0.293_428_9, -2.178_789_4]);
+        let v = f32s(&Storage::normal(
+            17,
+            0.0,
+            1.0,
+            DType::F32,
+            true,
+            CPU,
+            Some(&g()),
+        ));
+        assert_eq!(v[..3], [-1.125_839_8, -1.695_931_2, 0.566_650_6]);
+        let v = f32s(&Storage::uniform(7, 0.0, 1.0, DType::F32, CPU, Some(&g())));
+        assert_eq!(v[..3], [0.496_256_6, 0.768_221_8, 0.088_477_43]);
         assert_eq!(
-            philox4x32_10([0; 4], [0; 2]),
-            [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]
+            i64s(&Storage::randint(8, 0, 10, CPU, Some(&g())))[..3],
+            [4, 9, 3]
         );
         assert_eq!(
-            philox4x32_10([u32::MAX; 4], [u32::MAX; 2]),
-            [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]
-        );
-        assert_eq!(
-            philox4x32_10(
-                [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
-                [0xa4093822, 0x299f31d0]
-            ),
-            [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
+            i64s(&Storage::randperm(10, CPU, Some(&g()))),
+            [4, 1, 7, 5, 3, 9, 0, 8, 6, 2]
         );
     }
 
     #[test]
     fn same_seed_same_values_and_calls_advance() {
         let (g1, g2) = (Generator::new(42), Generator::new(42));
-        let a = f32s(&Storage::uniform(
-            1000,
-            0.0,
-            1.0,
-            DType::F32,
-            CPU,
-            Some(&g1),
-        ));
-        let b = f32s(&Storage::uniform(
-            1000,
-            0.0,
-            1.0,
-            DType::F32,
-            CPU,
-            Some(&g2),
-        ));
-        assert_eq!(a, b);
-        assert_eq!(g1.offset(), 250);
-        let c = f32s(&Storage::uniform(
-            1000,
-            0.0,
-            1.0,
-            DType::F32,
-            CPU,
-            Some(&g1),
-        ));
+        let draw =
+            |g: &Generator| f32s(&Storage::uniform(1000, 0.0, 1.0, DType::F32, CPU, Some(g)));
+        let a = draw(&g1);
+        assert_eq!(a, draw(&g2));
+        assert!(same_position(&g1, &g2));
+        let c = draw(&g1);
         assert_ne!(a, c);
-        let d = f32s(&Storage::uniform(
-            1000,
-            0.0,
-            1.0,
-            DType::F32,
-            CPU,
-            Some(&Generator::new(43)),
-        ));
-        assert_ne!(a, d);
+        assert_ne!(a, draw(&Generator::new(43)));
         // Reseeding rewinds; a clone continues identically.
         g1.manual_seed(42);
         assert_eq!(g1.initial_seed(), 42);
-        let e = f32s(&Storage::uniform(
-            1000,
-            0.0,
-            1.0,
-            DType::F32,
-            CPU,
-            Some(&g1),
-        ));
-        assert_eq!(a, e);
+        assert_eq!(a, draw(&g1));
         let g3 = g1.clone();
         assert_eq!(
             i64s(&Storage::randperm(50, CPU, Some(&g1))),
             i64s(&Storage::randperm(50, CPU, Some(&g3)))
         );
-        assert_ne!(g1.next_u64(), g1.next_u64());
-    }
-
-    #[test]
-    fn default_generator_seeding() {
-        // The only test touching the process-wide generator (tests run concurrently).
-        manual_seed(7);
-        assert_eq!(initial_seed(), 7);
-        let a = f64s(&Storage::normal(100, 0.0, 1.0, DType::F64, CPU, None));
-        let b = f64s(&Storage::normal(100, 0.0, 1.0, DType::F64, CPU, None));
-        assert_ne!(a, b);
-        manual_seed(7);
-        let c = f64s(&Storage::normal(100, 0.0, 1.0, DType::F64, CPU, None));
-        assert_eq!(a, c);
-        assert_eq!(default_generator().offset(), 50);
-        assert_eq!(Generator::default().initial_seed(), DEFAULT_SEED);
     }
 
     /// Every random op, as raw bits, for comparing runs.
@@ -544,37 +318,51 @@ mod tests {
         let g = Generator::new(seed);
         let probs = Storage::uniform(n, 0.0, 1.0, DType::F64, CPU, Some(&g));
         let pl = Layout::contiguous(&[n]);
+        let bits32 = |v: Vec<f32>| v.iter().map(|x| x.to_bits() as u64).collect::<Vec<_>>();
+        let bits64 = |v: Vec<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         vec![
-            f32s(&Storage::uniform(n, -2.0, 3.0, DType::F32, CPU, Some(&g)))
-                .iter()
-                .map(|x| x.to_bits() as u64)
-                .collect(),
-            f64s(&Storage::uniform(n, -2.0, 3.0, DType::F64, CPU, Some(&g)))
-                .iter()
-                .map(|x| x.to_bits())
-                .collect(),
-            f32s(&Storage::normal(n, 1.0, 2.0, DType::F32, CPU, Some(&g)))
-                .iter()
-                .map(|x| x.to_bits() as u64)
-                .collect(),
-            f64s(&Storage::normal(n, 1.0, 2.0, DType::F64, CPU, Some(&g)))
-                .iter()
-                .map(|x| x.to_bits())
-                .collect(),
-            f64s(&Storage::bernoulli(&probs, &pl, Some(&g)))
-                .iter()
-                .map(|x| x.to_bits())
-                .collect(),
-            f32s(&Storage::bernoulli_scalar(
+            bits32(f32s(&Storage::uniform(
+                n,
+                -2.0,
+                3.0,
+                DType::F32,
+                CPU,
+                Some(&g),
+            ))),
+            bits64(f64s(&Storage::uniform(
+                n,
+                -2.0,
+                3.0,
+                DType::F64,
+                CPU,
+                Some(&g),
+            ))),
+            bits32(f32s(&Storage::normal(
+                n,
+                1.0,
+                2.0,
+                DType::F32,
+                true,
+                CPU,
+                Some(&g),
+            ))),
+            bits64(f64s(&Storage::normal(
+                n,
+                1.0,
+                2.0,
+                DType::F64,
+                true,
+                CPU,
+                Some(&g),
+            ))),
+            bits64(f64s(&Storage::bernoulli(&probs, &pl, Some(&g)))),
+            bits32(f32s(&Storage::bernoulli_scalar(
                 n,
                 0.3,
                 DType::F32,
                 CPU,
                 Some(&g),
-            ))
-            .iter()
-            .map(|x| x.to_bits() as u64)
-            .collect(),
+            ))),
             i64s(&Storage::randint(n, -5, 1000, CPU, Some(&g)))
                 .iter()
                 .map(|&x| x as u64)
@@ -588,9 +376,9 @@ mod tests {
 
     #[test]
     fn independent_of_thread_count() {
-        // Large and odd so the fills split into several chunks that straddle blocks.
+        // Large and odd so the transforms split into several chunks and a tail.
         let n = 200_003;
-        assert!(n > 4 * crate::cpu::creation::RANDOM_GRAIN);
+        assert!(n > 4 * crate::cpu::par::ELEMENTWISE_GRAIN.max(crate::cpu::par::NORMAL_GRAIN));
         let one = in_pool(1, || draw_all(n, 5));
         let two = in_pool(2, || draw_all(n, 5));
         let three = in_pool(3, || draw_all(n, 5));
@@ -624,7 +412,7 @@ mod tests {
         assert!(v.iter().all(|&x| (-3.0..5.0).contains(&x)));
         let (m, _) = mean_std(&v);
         assert!((m - 1.0).abs() < 0.05, "mean {m}");
-        // A range one ulp wide: rounding must never produce `high`.
+        // Like PyTorch, no clamp: a range one ulp wide rounds to either end.
         let hi = 1.0f32 + f32::EPSILON;
         let v = f32s(&Storage::uniform(
             10_000,
@@ -634,7 +422,7 @@ mod tests {
             CPU,
             Some(&g),
         ));
-        assert!(v.iter().all(|&x| x == 1.0));
+        assert!(v.iter().all(|&x| x == 1.0 || x == hi));
         let v = f64s(&Storage::uniform(10, 2.0, 2.0, DType::F64, CPU, Some(&g)));
         assert_eq!(v, vec![2.0; 10]);
     }
@@ -643,23 +431,34 @@ mod tests {
     fn normal_moments() {
         let g = Generator::new(2);
         for dtype in [DType::F32, DType::F64] {
-            let s = Storage::normal(100_001, 0.0, 1.0, dtype, CPU, Some(&g));
-            let v = s.to_vec::<f64>(&Layout::contiguous(&[100_001]));
-            assert!(v.iter().all(|x| x.is_finite()));
-            let (m, sd) = mean_std(&v);
-            assert!(m.abs() < 0.015, "{dtype}: mean {m}");
-            assert!((sd - 1.0).abs() < 0.015, "{dtype}: std {sd}");
-            // Tail mass: P(|z| > 2) = 0.0455.
-            let tail = v.iter().filter(|x| x.abs() > 2.0).count() as f64 / v.len() as f64;
-            assert!((tail - 0.0455).abs() < 0.004, "{dtype}: tail {tail}");
-            let s = Storage::normal(100_000, 3.0, 0.5, dtype, CPU, Some(&g));
+            for contiguous in [true, false] {
+                let n = 100_001;
+                let s = Storage::normal(n, 0.0, 1.0, dtype, contiguous, CPU, Some(&g));
+                let v = s.to_vec::<f64>(&Layout::contiguous(&[n]));
+                assert!(v.iter().all(|x| x.is_finite()));
+                let (m, sd) = mean_std(&v);
+                assert!(m.abs() < 0.015, "{dtype}: mean {m}");
+                assert!((sd - 1.0).abs() < 0.015, "{dtype}: std {sd}");
+                // Tail mass: P(|z| > 2) = 0.0455.
+                let tail = v.iter().filter(|x| x.abs() > 2.0).count() as f64 / n as f64;
+                assert!((tail - 0.0455).abs() < 0.004, "{dtype}: tail {tail}");
+            }
+            let s = Storage::normal(100_000, 3.0, 0.5, dtype, true, CPU, Some(&g));
             let (m, sd) = mean_std(&s.to_vec::<f64>(&Layout::contiguous(&[100_000])));
             assert!(
                 (m - 3.0).abs() < 0.01 && (sd - 0.5).abs() < 0.01,
                 "{m} {sd}"
             );
         }
-        let z = f32s(&Storage::normal(7, 4.0, 0.0, DType::F32, CPU, Some(&g)));
+        let z = f32s(&Storage::normal(
+            7,
+            4.0,
+            0.0,
+            DType::F32,
+            true,
+            CPU,
+            Some(&g),
+        ));
         assert_eq!(z, vec![4.0; 7]);
     }
 
@@ -674,22 +473,20 @@ mod tests {
             let rate = v.iter().sum::<f64>() / n as f64;
             assert!((rate - 0.3).abs() < 0.01, "{dtype}: rate {rate}");
         }
-        let ones = f32s(&Storage::bernoulli_scalar(
-            100,
-            1.0,
-            DType::F32,
-            CPU,
-            Some(&g),
-        ));
-        assert_eq!(ones, vec![1.0; 100]);
-        let zeros = f32s(&Storage::bernoulli_scalar(
-            100,
-            0.0,
-            DType::F32,
-            CPU,
-            Some(&g),
-        ));
-        assert_eq!(zeros, vec![0.0; 100]);
+        // p = 0 and p = 1 still draw (PyTorch's stream moves on).
+        for p in [0.0, 1.0] {
+            let h = g.clone();
+            let v = f32s(&Storage::bernoulli_scalar(
+                100,
+                p,
+                DType::F32,
+                CPU,
+                Some(&g),
+            ));
+            assert_eq!(v, vec![p as f32; 100]);
+            h.lock().fill_u64(&mut [0; 100]);
+            assert!(same_position(&g, &h));
+        }
         let p = Storage::full(n, crate::Scalar::Float(0.75), DType::F32, CPU);
         let v = f32s(&Storage::bernoulli(&p, &Layout::contiguous(&[n]), Some(&g)));
         let rate = v.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
@@ -708,6 +505,12 @@ mod tests {
     fn bernoulli_int_probs() {
         let p = Storage::full(3, crate::Scalar::Int(1), DType::I64, CPU);
         Storage::bernoulli(&p, &Layout::contiguous(&[3]), None);
+    }
+
+    #[test]
+    #[should_panic(expected = "normal expects std >= 0.0, but found std -1")]
+    fn normal_negative_std() {
+        Storage::normal(3, 0.0, -1.0, DType::F32, true, CPU, None);
     }
 
     #[test]
@@ -756,36 +559,37 @@ mod tests {
 
     #[test]
     fn randperm_and_randint_match_reference() {
-        // Fisher–Yates with draw t from block t / 2, words 2(t % 2) and 2(t % 2) + 1.
+        // Forward swaps with 32-bit words; randint with 32-bit words below 2^28, 64-bit above.
         let g = Generator::new(11);
+        let r = g.clone();
         let n = 100;
-        let stream = PhiloxStream {
-            seed: 11,
-            offset: 0,
-        };
         let mut want: Vec<i64> = (0..n as i64).collect();
-        for t in 0..n - 1 {
-            let b = stream.block((t / 2) as u64);
-            let x = b[2 * (t % 2)] as u64 | (b[2 * (t % 2) + 1] as u64) << 32;
-            let i = n - 1 - t;
-            let j = ((x as u128 * (i as u128 + 1)) >> 64) as usize;
-            want.swap(i, j);
+        {
+            let mut st = r.lock();
+            for i in 0..n - 1 {
+                let z = st.random() as usize % (n - i);
+                want.swap(i, i + z);
+            }
         }
         assert_eq!(i64s(&Storage::randperm(n, CPU, Some(&g))), want);
-        assert_eq!(g.offset(), 50);
-        let stream = PhiloxStream {
-            seed: 11,
-            offset: 50,
-        };
-        let want: Vec<i64> = (0..77)
-            .map(|k| {
-                let b = stream.block(k / 2);
-                let l = 2 * (k % 2) as usize;
-                let x = b[l] as u64 | (b[l + 1] as u64) << 32;
-                10 + ((x as u128 * 90) >> 64) as i64
-            })
-            .collect();
-        assert_eq!(i64s(&Storage::randint(77, 10, 100, CPU, Some(&g))), want);
+        for (low, high) in [(10i64, 100i64), (-7, (1 << 28) - 7), (0, 1 << 40)] {
+            let range = (high - low) as u64;
+            let want: Vec<i64> = {
+                let mut st = r.lock();
+                (0..77)
+                    .map(|_| {
+                        let x = if range >= 1 << 28 {
+                            st.random64()
+                        } else {
+                            st.random() as u64
+                        };
+                        low + (x % range) as i64
+                    })
+                    .collect()
+            };
+            assert_eq!(i64s(&Storage::randint(77, low, high, CPU, Some(&g))), want);
+        }
+        assert!(same_position(&g, &r));
     }
 
     #[test]
@@ -910,45 +714,116 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
         /// bernoulli on any layout equals the naive reference: element `j` (row-major) compares
-        /// lane `j % 4` of block `j / 4` with the probability at its storage position.
+        /// the `j`-th draw with the probability at its storage position, a 32-bit word against a
+        /// float32 probability and a 64-bit draw against a float64 one.
         #[test]
         fn bernoulli_matches_reference(layout in layouts(), seed in any::<u64>(), f64_probs in any::<bool>()) {
             let extent = layout.storage_extent();
             let g = Generator::new(seed);
             let dtype = if f64_probs { DType::F64 } else { DType::F32 };
             let probs = Storage::uniform(extent, 0.0, 1.0, dtype, CPU, Some(&g));
-            let stream = PhiloxStream { seed, offset: g.offset() };
+            let r = g.clone();
             let got = Storage::bernoulli(&probs, &layout, Some(&g));
             prop_assert_eq!(got.dtype(), dtype);
             let p = probs.to_vec::<f64>(&Layout::contiguous(&[extent]));
+            let mut st = r.lock();
             let want: Vec<f64> = layout
                 .positions()
-                .enumerate()
-                .map(|(j, pos)| {
-                    let x = stream.block((j / 4) as u64)[j % 4] as u64;
-                    f64::from(u8::from(x < (p[pos] * 4294967296.0) as u64))
+                .map(|pos| {
+                    let hit = if f64_probs {
+                        tf::bernoulli_f64(st.random64(), p[pos])
+                    } else {
+                        tf::bernoulli_f32(st.random(), p[pos] as f32)
+                    };
+                    f64::from(u8::from(hit))
                 })
                 .collect();
+            drop(st);
             prop_assert_eq!(got.to_vec::<f64>(&Layout::contiguous(layout.shape())), want);
+            prop_assert!(same_position(&g, &r));
         }
 
-        /// uniform equals the sequential reference built from the stream, and a longer draw from
-        /// the same state extends a shorter one (prefix property: values depend only on index).
+        /// uniform equals the sequential reference: value `j` from draw `j` of the stream.
         #[test]
-        fn uniform_matches_reference(n in 0usize..40_000, seed in any::<u64>(), skip in 0u64..5) {
+        fn uniform_matches_reference(n in 0usize..40_000, seed in any::<u64>(), low in -5.0f64..5.0, width in 0.0f64..10.0) {
             let g = Generator::new(seed);
-            g.set_offset(skip);
-            let got = f32s(&Storage::uniform(n, -1.0, 1.0, DType::F32, CPU, Some(&g)));
-            prop_assert_eq!(g.offset(), skip + n.div_ceil(4) as u64);
-            let stream = PhiloxStream { seed, offset: skip };
-            for (j, &v) in got.iter().enumerate() {
-                let x = stream.block((j / 4) as u64)[j % 4];
-                let want = ((x >> 8) as f32 / 16777216.0) * 2.0 - 1.0;
-                prop_assert_eq!(v, want);
+            let r = g.clone();
+            let high = low + width;
+            let got = f32s(&Storage::uniform(n, low, high, DType::F32, CPU, Some(&g)));
+            let got64 = f64s(&Storage::uniform(n, low, high, DType::F64, CPU, Some(&g)));
+            let mut st = r.lock();
+            for &v in &got {
+                prop_assert_eq!(v, tf::uniform_f32(st.random(), low as f32, high as f32));
             }
-            g.set_offset(skip);
-            let longer = f32s(&Storage::uniform(n + 9, -1.0, 1.0, DType::F32, CPU, Some(&g)));
-            prop_assert_eq!(&longer[..n], &got[..]);
+            for &v in &got64 {
+                prop_assert_eq!(v, tf::uniform_f64(st.random64(), low, high));
+            }
+            drop(st);
+            prop_assert!(same_position(&g, &r));
+        }
+
+        /// normal follows PyTorch's two paths: blocks of 16 from `n` uniforms plus a recomputed
+        /// tail of 16 for a contiguous fill of at least 16, else the sequential sampler.
+        #[test]
+        fn normal_matches_reference(n in 0usize..40_000, seed in any::<u64>(), contiguous in any::<bool>(), f64_out in any::<bool>()) {
+            let n = if n % 3 == 0 { n % 40 } else { n }; // many short fills too
+            let g = Generator::new(seed);
+            let r = g.clone();
+            let dtype = if f64_out { DType::F64 } else { DType::F32 };
+            let got = Storage::normal(n, 0.5, 2.0, dtype, contiguous, CPU, Some(&g))
+                .to_vec::<f64>(&Layout::contiguous(&[n]));
+            let mut st = r.lock();
+            let want: Vec<f64> = if n < 16 || !contiguous {
+                (0..n)
+                    .map(|_| {
+                        let z = st.normal_f64(0.5, 2.0);
+                        if f64_out { z } else { z as f32 as f64 }
+                    })
+                    .collect()
+            } else if f64_out {
+                let mut u: Vec<f64> = (0..n).map(|_| tf::unit_f64(st.random64())).collect();
+                let tail: Vec<f64> = if n % 16 != 0 {
+                    (0..16).map(|_| tf::unit_f64(st.random64())).collect()
+                } else {
+                    Vec::new()
+                };
+                let mut out = vec![0.0; n];
+                for b in 0..n / 16 {
+                    let z = tf::normal16_f64(u[16 * b..16 * b + 16].try_into().unwrap(), 0.5, 2.0);
+                    out[16 * b..16 * b + 16].copy_from_slice(&z);
+                }
+                if !tail.is_empty() {
+                    u[n - 16..].copy_from_slice(&tail);
+                    let z = tf::normal16_f64(u[n - 16..].try_into().unwrap(), 0.5, 2.0);
+                    out[n - 16..].copy_from_slice(&z);
+                }
+                out
+            } else {
+                let mut u: Vec<f32> = (0..n).map(|_| tf::unit_f32(st.random())).collect();
+                let tail: Vec<f32> = if n % 16 != 0 {
+                    (0..16).map(|_| tf::unit_f32(st.random())).collect()
+                } else {
+                    Vec::new()
+                };
+                let mut out = vec![0.0; n];
+                for b in 0..n / 16 {
+                    let z = tf::normal16_f32(u[16 * b..16 * b + 16].try_into().unwrap(), 0.5, 2.0);
+                    for (o, z) in out[16 * b..16 * b + 16].iter_mut().zip(z) {
+                        *o = z as f64;
+                    }
+                }
+                if !tail.is_empty() {
+                    u[n - 16..].copy_from_slice(&tail);
+                    let z = tf::normal16_f32(u[n - 16..].try_into().unwrap(), 0.5, 2.0);
+                    for (o, z) in out[n - 16..].iter_mut().zip(z) {
+                        *o = z as f64;
+                    }
+                }
+                out
+            };
+            drop(st);
+            prop_assert_eq!(got, want);
+            prop_assert!(same_position(&g, &r));
         }
 
         /// arange length follows ceil((end - start) / step) and values follow start + i * step.

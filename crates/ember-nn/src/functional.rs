@@ -16,7 +16,6 @@ use crate::loss;
 use ember_autograd::smallvec::smallvec;
 use ember_autograd::Generator;
 use ember_autograd::{custom_op, no_grad, Tensor};
-use ember_kernels::Storage;
 
 /// `x @ weight.T + bias` for `x` of shape `(*, in_features)`, `weight` `(out, in)`, `bias`
 /// `(out)`; 2-D inputs with a bias go through one fused `addmm`.
@@ -128,12 +127,13 @@ pub fn dropout_with(x: &Tensor, p: f64, training: bool, gen: Option<&Generator>)
         );
     }
     let mask = if p == 1.0 {
-        // Everything dropped: no draws needed.
+        // Everything dropped: no draws (as PyTorch).
         x.zeros_like()
     } else {
-        let keep = Storage::bernoulli_scalar(x.numel(), 1.0 - p, x.dtype(), x.device(), gen);
+        // PyTorch's CPU dropout: `noise.bernoulli_(1 - p).div_(1 - p)`.
         let _g = no_grad();
-        &Tensor::from_storage(keep, x.shape()) * (1.0 / (1.0 - p))
+        let keep = Tensor::bernoulli_scalar(x.shape(), 1.0 - p, x.dtype(), gen);
+        &keep / (1.0 - p)
     };
     let out = {
         let _g = no_grad();

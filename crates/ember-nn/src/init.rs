@@ -2,7 +2,8 @@
 //! the tensor's values without recording a graph (as under `torch.no_grad()`), so it works on a
 //! parameter that requires grad. Random ones draw from the default generator (seed it with
 //! `manual_seed`) or, in their `_with` form, from a given [`Generator`], in the tensor's own
-//! dtype and device.
+//! dtype and device, with PyTorch's formulas and calls (`uniform_(-bound, bound)`,
+//! `normal_(0, std)`), so they give PyTorch's numbers.
 //!
 //! ```
 //! use ember_autograd::Tensor;
@@ -15,7 +16,6 @@
 
 use ember_autograd::Generator;
 use ember_autograd::{no_grad, Tensor};
-use ember_kernels::Storage;
 
 /// The nonlinearity a gain is computed for (`calculate_gain`'s first argument).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,13 +81,6 @@ fn fan(t: &Tensor, mode: FanMode) -> usize {
     }
 }
 
-/// Overwrites `t` with `src`'s values (same shape) outside the graph.
-fn overwrite(t: &Tensor, storage: Storage) {
-    let src = Tensor::from_storage(storage, t.shape());
-    let _g = no_grad();
-    t.copy_(&src);
-}
-
 fn check_float(op: &str, t: &Tensor) {
     if !t.dtype().is_float() {
         panic!(
@@ -109,10 +102,8 @@ pub fn uniform_with_(t: &Tensor, low: f64, high: f64, gen: &Generator) {
 
 fn uniform_impl(t: &Tensor, low: f64, high: f64, gen: Option<&Generator>) {
     check_float("uniform_", t);
-    overwrite(
-        t,
-        Storage::uniform(t.numel(), low, high, t.dtype(), t.device(), gen),
-    );
+    let _g = no_grad();
+    t.uniform_with_(low, high, gen);
 }
 
 /// Fills `t` with values drawn from `N(mean, std²)` (`nn.init.normal_`).
@@ -127,10 +118,8 @@ pub fn normal_with_(t: &Tensor, mean: f64, std: f64, gen: &Generator) {
 
 fn normal_impl(t: &Tensor, mean: f64, std: f64, gen: Option<&Generator>) {
     check_float("normal_", t);
-    overwrite(
-        t,
-        Storage::normal(t.numel(), mean, std, t.dtype(), t.device(), gen),
-    );
+    let _g = no_grad();
+    t.normal_with_(mean, std, gen);
 }
 
 /// Fills `t` with `value` (`nn.init.constant_`).

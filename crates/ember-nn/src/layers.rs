@@ -36,17 +36,30 @@ pub struct Linear {
 impl Linear {
     /// A layer with bias, initialised like PyTorch (from the default generator).
     pub fn new(in_features: usize, out_features: usize) -> Linear {
-        Linear::init(in_features, out_features, None)
+        Linear::with_options(in_features, out_features, true, None)
     }
 
     /// [`Linear::new`] drawing its initial values from `gen`.
     pub fn new_with(in_features: usize, out_features: usize, gen: &Generator) -> Linear {
-        Linear::init(in_features, out_features, Some(gen))
+        Linear::with_options(in_features, out_features, true, Some(gen))
     }
 
-    fn init(in_features: usize, out_features: usize, gen: Option<&Generator>) -> Linear {
+    /// `nn.Linear(in_features, out_features, bias=bias)`, drawing from `gen` (the default
+    /// generator when `None`). Without a bias only the weight is drawn, as in PyTorch, so the
+    /// layers built after it get PyTorch's numbers too.
+    ///
+    /// ```
+    /// use ember_nn::Linear;
+    /// let fc = Linear::with_options(5, 3, false, None);
+    /// assert!(fc.bias.is_none());
+    /// ```
+    pub fn with_options(
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+        gen: Option<&Generator>,
+    ) -> Linear {
         let w = Tensor::zeros([out_features, in_features]);
-        let b = Tensor::zeros([out_features]);
         let (a, mode, nl) = (
             5f64.sqrt(),
             init::FanMode::FanIn,
@@ -57,19 +70,22 @@ impl Linear {
         } else {
             0.0
         };
+        // PyTorch's reset_parameters: the weight's draws, then the bias's.
         match gen {
-            Some(g) => {
-                init::kaiming_uniform_with_(&w, a, mode, nl, g);
-                init::uniform_with_(&b, -bound, bound, g);
-            }
-            None => {
-                init::kaiming_uniform_(&w, a, mode, nl);
-                init::uniform_(&b, -bound, bound);
-            }
+            Some(g) => init::kaiming_uniform_with_(&w, a, mode, nl, g),
+            None => init::kaiming_uniform_(&w, a, mode, nl),
         }
+        let b = bias.then(|| {
+            let b = Tensor::zeros([out_features]);
+            match gen {
+                Some(g) => init::uniform_with_(&b, -bound, bound, g),
+                None => init::uniform_(&b, -bound, bound),
+            }
+            Parameter::new(b)
+        });
         Linear {
             weight: Parameter::new(w),
-            bias: Some(Parameter::new(b)),
+            bias: b,
             in_features,
             out_features,
             training: TrainFlag::new(),
@@ -102,7 +118,9 @@ impl Linear {
         }
     }
 
-    /// Keeps (`true`) or drops (`false`) the bias, PyTorch's `bias=` argument.
+    /// Keeps (`true`) or drops (`false`) the bias. The bias of a layer built with a bias was
+    /// drawn already; for PyTorch's numbers with `bias=False` build with
+    /// [`with_options`](Linear::with_options).
     pub fn bias(mut self, bias: bool) -> Linear {
         if !bias {
             self.bias = None;

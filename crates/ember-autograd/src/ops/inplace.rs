@@ -13,7 +13,7 @@ use crate::graph::{needs_grad, node, Grads, Saved};
 use crate::tensor::Tensor;
 use ember_kernels::op::{BinaryOp, UnaryOp};
 use ember_kernels::shape::broadcast_or_panic;
-use ember_kernels::{DType, Scalar};
+use ember_kernels::{DType, Layout, Scalar, Storage};
 use smallvec::smallvec;
 
 impl Tensor {
@@ -230,6 +230,36 @@ impl Tensor {
         self.bump_version();
         if needs_grad(&[self]) {
             self.record_inplace("FillBackward0", &[], |g| smallvec![Some(g.zeros_like())]);
+        }
+        self
+    }
+
+    /// Overwrites every element with `values()`: a new contiguous storage of `numel` values in
+    /// this view's memory order, the order PyTorch's kernels walk a tensor in (so a random fill
+    /// of a transposed view draws as PyTorch's does). The result does not depend on the old
+    /// values, so the op passes a zero gradient, under the node name `grad_fn`.
+    pub(crate) fn overwrite_random_(
+        &self,
+        op: &str,
+        grad_fn: &'static str,
+        values: impl FnOnce() -> Storage,
+    ) -> &Tensor {
+        self.check_inplace(op);
+        let values = values();
+        // Dims outermost first by stride (stable): the permuted view, walked row-major, visits
+        // memory in order.
+        let l = self.layout();
+        let mut perm: Vec<usize> = (0..l.shape().len()).collect();
+        perm.sort_by(|&a, &b| l.strides()[b].cmp(&l.strides()[a]));
+        let view = l.permute(&perm);
+        self.storage_mut()
+            .copy_from(&view, &values, &Layout::contiguous(view.shape()));
+        self.bump_version();
+        if self.requires_grad() && is_grad_enabled() {
+            let node_out = record(self.alias(), grad_fn, &[&self.detach_keep_graph()], |g| {
+                smallvec![Some(g.zeros_like())]
+            });
+            self.set_grad_fn(node_out.grad_fn());
         }
         self
     }

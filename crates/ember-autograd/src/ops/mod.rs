@@ -10,6 +10,6 @@ mod inplace;
 mod loss;
 mod matmul;
 mod operators;
-mod random;
+pub(crate) mod random;
 mod reduce;
 mod view;

@@ -1,10 +1,11 @@
-//! Random and range creation functions (`torch.rand`, `randn`, `arange`, …). Random numbers come
-//! from a counter-based generator: the same seed gives the same values on any machine and any
-//! number of threads. Each function has a `_with` form taking an explicit [`Generator`].
+//! Random and range creation functions (`torch.rand`, `randn`, `arange`, …) and the in-place
+//! random fills (`normal_`, `uniform_`, `bernoulli_`). Random numbers are PyTorch's CPU numbers:
+//! after `manual_seed(s)` the same calls give the same values as in PyTorch, on any machine and
+//! any number of threads. Each function has a `_with` form taking an explicit [`Generator`].
 
 use crate::shape_arg::IntoShape;
 use crate::tensor::Tensor;
-use ember_kernels::random::Generator;
+use ember_kernels::random::{default_generator, Generator};
 use ember_kernels::{DType, Device, Storage};
 
 fn dims(shape: impl IntoShape, op: &str) -> Vec<usize> {
@@ -52,7 +53,7 @@ impl Tensor {
     ) -> Tensor {
         let s = dims(shape, "normal");
         Tensor::from_storage(
-            Storage::normal(s.iter().product(), mean, std, dtype, Device::Cpu, gen),
+            Storage::normal(s.iter().product(), mean, std, dtype, true, Device::Cpu, gen),
             &s,
         )
     }
@@ -152,4 +153,63 @@ impl Tensor {
     pub fn randn_like(&self) -> Tensor {
         Tensor::normal_with(self.shape(), 0.0, 1.0, self.dtype().to_float(), None)
     }
+
+    /// Fills the tensor in place with samples of `N(mean, std²)` (`Tensor.normal_`).
+    pub fn normal_(&self, mean: f64, std: f64) -> &Tensor {
+        self.normal_with_(mean, std, None)
+    }
+
+    /// [`normal_`](Tensor::normal_) drawing from `gen` (the default generator when `None`).
+    pub fn normal_with_(&self, mean: f64, std: f64, gen: Option<&Generator>) -> &Tensor {
+        let (n, dtype, contiguous) = (self.numel(), self.dtype(), self.is_contiguous());
+        self.overwrite_random_("normal_", "NormalBackward0", || {
+            Storage::normal(n, mean, std, dtype, contiguous, self.device(), gen)
+        })
+    }
+
+    /// Fills the tensor in place with samples uniform in `[from, to)` (`Tensor.uniform_`).
+    pub fn uniform_(&self, from: f64, to: f64) -> &Tensor {
+        self.uniform_with_(from, to, None)
+    }
+
+    /// [`uniform_`](Tensor::uniform_) drawing from `gen` (the default generator when `None`).
+    pub fn uniform_with_(&self, from: f64, to: f64, gen: Option<&Generator>) -> &Tensor {
+        let (n, dtype) = (self.numel(), self.dtype());
+        self.overwrite_random_("uniform_", "UniformBackward0", || {
+            Storage::uniform(n, from, to, dtype, self.device(), gen)
+        })
+    }
+
+    /// Fills the tensor in place with 1 (probability `p`) or 0 (`Tensor.bernoulli_(p)`).
+    pub fn bernoulli_(&self, p: f64) -> &Tensor {
+        self.bernoulli_with_(p, None)
+    }
+
+    /// [`bernoulli_`](Tensor::bernoulli_) drawing from `gen` (the default generator when `None`).
+    pub fn bernoulli_with_(&self, p: f64, gen: Option<&Generator>) -> &Tensor {
+        let (n, dtype) = (self.numel(), self.dtype());
+        self.overwrite_random_("bernoulli_", "BernoulliBackward0", || {
+            Storage::bernoulli_scalar(n, p, dtype, self.device(), gen)
+        })
+    }
+}
+
+/// The default generator's state as PyTorch's bytes, a uint8 tensor (`torch.get_rng_state()`):
+/// `set_rng_state` restores it, here or in PyTorch.
+pub fn get_rng_state() -> Tensor {
+    let bytes = default_generator().get_state();
+    let n = bytes.len();
+    Tensor::from_vec(bytes, [n])
+}
+
+/// Restores the default generator from a state of [`get_rng_state`] or PyTorch's
+/// (`torch.set_rng_state`); panics on a tensor that is not a valid uint8 state.
+pub fn set_rng_state(state: &Tensor) {
+    if state.dtype() != DType::U8 {
+        panic!(
+            "set_rng_state: expected a torch.uint8 tensor, got {}",
+            state.dtype().name()
+        );
+    }
+    default_generator().set_state(&state.to_vec::<u8>());
 }

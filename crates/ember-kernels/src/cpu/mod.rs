@@ -12,6 +12,7 @@ pub mod index;
 pub mod loss;
 pub mod matmul;
 pub mod optim;
+pub mod random;
 pub mod reduce;
 pub mod softmax;
 

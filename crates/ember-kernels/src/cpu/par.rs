@@ -8,6 +8,10 @@ use rayon::prelude::*;
 /// benchmark: below ~32K f32 elements the split costs more than it saves on 2 cores).
 pub const ELEMENTWISE_GRAIN: usize = 1 << 15;
 
+/// Normal fills turn fewer words than this into values on one thread: the vectorised
+/// Box–Muller path costs about 1 ns per value, so 16K values take as long as waking rayon.
+pub const NORMAL_GRAIN: usize = 1 << 14;
+
 /// Reductions over fewer input elements than this run on one thread: a vectorised sum reads
 /// 128K cached f32 in a few microseconds, about what handing work to rayon costs.
 pub const REDUCE_GRAIN: usize = 1 << 17;
