@@ -47,6 +47,8 @@ pub(crate) struct TensorImpl {
     pub(crate) requires_grad: AtomicBool,
     pub(crate) grad_fn: Mutex<Option<Arc<Node>>>,
     pub(crate) grad: Mutex<Option<Tensor>>,
+    /// `register_post_accumulate_grad_hook`'s hooks (see `hooks.rs`).
+    pub(crate) post_accumulate_grad_hooks: Mutex<crate::hooks::HookList>,
 }
 
 /// An n-dimensional array with PyTorch's semantics: strided views without copies, broadcasting,
@@ -77,6 +79,7 @@ impl Tensor {
             requires_grad: AtomicBool::new(false),
             grad_fn: Mutex::new(None),
             grad: Mutex::new(None),
+            post_accumulate_grad_hooks: Mutex::default(),
         }))
     }
 
@@ -194,6 +197,14 @@ impl Tensor {
 
     pub(crate) fn storage_mut(&self) -> RwLockWriteGuard<'_, Storage> {
         self.0.storage.data.write().unwrap()
+    }
+
+    /// Write access to the storage, for code outside the op set that fills a tensor's elements
+    /// in place (a communication library receiving into it). Bumps the version counter, as
+    /// every in-place op does, so that a backward which saved the old values fails loudly.
+    pub fn storage_write(&self) -> RwLockWriteGuard<'_, Storage> {
+        self.bump_version();
+        self.storage_mut()
     }
 
     // ----- host data -----
