@@ -1,0 +1,166 @@
+//! `cargo xtask bench distributed` (run by it as `mpirun -np 2` on this binary):
+//!
+//! * all-reduce bus bandwidth of Ember's `all_reduce` at 1, 16 and 64 MB of f32, interleaved
+//!   with the `mpi` crate's plain `all_reduce_into` (Open MPI's `MPI_Allreduce`) on the same
+//!   buffers: Ember's wrapper (header exchange, non-blocking call polled with a deadline,
+//!   result swapped into the tensor) against the bare library call;
+//! * one DistributedDataParallel step of the MNIST MLP at global batch 256 (128 per rank),
+//!   split into compute, communication, and the part of the communication that backward hid.
+
+use ember_autograd::{manual_seed, Tensor};
+use ember_distributed::{self as dist, Backend, DistributedDataParallel, ReduceOp};
+use ember_nn as nn;
+use ember_optim::SGD;
+use mpi::collective::SystemOperation;
+use mpi::traits::*;
+use std::time::{Duration, Instant};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let pg = dist::init_process_group(Backend::Mpi).expect("run under mpirun");
+    let world = mpi::topology::SimpleCommunicator::world();
+    let (rank, n) = (pg.rank(), pg.world_size());
+    let say = |s: String| {
+        if rank == 0 {
+            println!("{s}");
+        }
+    };
+    say(format!(
+        "ember-distributed: {n} ranks on this host, {} rayon thread(s) per rank",
+        rayon_threads()
+    ));
+
+    // ----- all-reduce bandwidth -----
+    say("all_reduce, f32, bus bandwidth (algbw x 2(n-1)/n), median of interleaved runs:".into());
+    say(format!(
+        "{:>8} {:>14} {:>14} {:>9}",
+        "size", "Ember GB/s", "MPI GB/s", "overhead"
+    ));
+    for mb in [1usize, 16, 64] {
+        let elems = mb * (1 << 20) / 4;
+        let t = Tensor::full([elems], 1.0);
+        let send = vec![1.0f32; elems];
+        let mut recv = vec![0.0f32; elems];
+        let reps = if mb >= 64 {
+            6
+        } else if mb >= 16 {
+            10
+        } else {
+            40
+        };
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        // Warm-up of both paths (buffer pools, MPI's shared-memory segments).
+        pg.all_reduce(&t, ReduceOp::Sum).unwrap();
+        world.all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum());
+        for _ in 0..reps {
+            pg.barrier().unwrap();
+            let s = Instant::now();
+            pg.all_reduce(&t, ReduceOp::Sum).unwrap();
+            ours.push(s.elapsed().as_secs_f64());
+            pg.barrier().unwrap();
+            let s = Instant::now();
+            world.all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum());
+            theirs.push(s.elapsed().as_secs_f64());
+        }
+        // Every rank's median, the slowest rank's counts (a collective ends for all at once).
+        let slowest = |v: Vec<f64>| {
+            let m = Tensor::from_slice(&[median(v)], [1]);
+            pg.all_reduce(&m, ReduceOp::Max).unwrap();
+            m.item()
+        };
+        let (a, b) = (slowest(ours), slowest(theirs));
+        let bus = |secs: f64| (elems * 4) as f64 / secs / 1e9 * 2.0 * (n - 1) as f64 / n as f64;
+        say(format!(
+            "{:>6}MB {:>9.2} ({:>5.2} ms) {:>7.2} ({:>5.2} ms) {:>+8.1}%",
+            mb,
+            bus(a),
+            a * 1e3,
+            bus(b),
+            b * 1e3,
+            (a / b - 1.0) * 100.0
+        ));
+    }
+
+    // ----- a DDP step -----
+    let global = 256;
+    let per_rank = global / n;
+    manual_seed(0);
+    let model = nn::Sequential::new()
+        .add(nn::Linear::new(784, 128))
+        .add(nn::ReLU)
+        .add(nn::Linear::new(128, 64))
+        .add(nn::ReLU)
+        .add(nn::Linear::new(64, 10));
+    let ddp = DistributedDataParallel::new(model).unwrap();
+    let mut opt = SGD::new(ddp.parameters(), 0.01).momentum(0.9);
+    let criterion = nn::CrossEntropyLoss::new();
+    manual_seed(1 + rank as u64);
+    let x = Tensor::randn([per_rank, 784]);
+    let y = Tensor::randint(0, 10, [per_rank]);
+    let (mut step, mut exposed, mut first_launch_to_end) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..60 {
+        pg.barrier().unwrap();
+        let s = Instant::now();
+        opt.zero_grad();
+        let loss = criterion.forward(&ddp.forward(&x).unwrap(), &y);
+        ddp.backward(&loss).unwrap();
+        opt.step();
+        let secs = s.elapsed().as_secs_f64();
+        if i >= 10 {
+            let st = ddp.last_reduction();
+            step.push(secs);
+            exposed.push(st.exposed_wait.as_secs_f64());
+            let end = st.finished.unwrap();
+            first_launch_to_end.push((end - st.launched[0]).as_secs_f64());
+        }
+    }
+    // The same buckets all-reduced alone: the communication's own time.
+    let buckets: Vec<Tensor> = ddp
+        .bucket_assignment()
+        .iter()
+        .map(|b| {
+            let params = ddp.parameters();
+            Tensor::zeros([b.iter().map(|&i| params[i].numel()).sum::<usize>()])
+        })
+        .collect();
+    let mut comm = Vec::new();
+    for _ in 0..30 {
+        pg.barrier().unwrap();
+        let s = Instant::now();
+        for b in &buckets {
+            pg.all_reduce(b, ReduceOp::Sum).unwrap();
+        }
+        comm.push(s.elapsed().as_secs_f64());
+    }
+    let (step, exposed, comm) = (median(step), median(exposed), median(comm));
+    let overlapped = (comm - exposed).max(0.0);
+    say(format!(
+        "DDP step, MNIST MLP 784-128-64-10, global batch {global} ({n} x {per_rank}), SGD momentum, \
+         {} bucket(s), median of 50 steps:",
+        buckets.len()
+    ));
+    say(format!(
+        "  step {:.3} ms = compute {:.3} ms + exposed communication {:.3} ms",
+        step * 1e3,
+        (step - exposed) * 1e3,
+        exposed * 1e3
+    ));
+    say(format!(
+        "  communication alone {:.3} ms; overlapped with backward {:.3} ms ({:.0}%); \
+         first bucket start to gradients written {:.3} ms",
+        comm * 1e3,
+        overlapped * 1e3,
+        100.0 * overlapped / comm.max(1e-12),
+        median(first_launch_to_end) * 1e3
+    ));
+    pg.barrier().unwrap();
+    std::thread::sleep(Duration::from_millis(10));
+}
+
+fn rayon_threads() -> String {
+    std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into())
+}
