@@ -14,6 +14,8 @@
 //! * `fault` with rank 2 killed (SIGKILL): under `mpirun --enable-recovery` (which keeps the
 //!   others running) ranks 0 and 1 fail with an error naming rank 2, within the timeout; under
 //!   plain `mpirun`, Open MPI aborts the whole job at once, naming rank 2.
+//! * `timeout` (2 ranks): rank 1 is late for a barrier; rank 0, with a 1 s timeout, fails
+//!   after 1 s with a timeout error.
 //! * without `mpirun`: a clear error.
 
 use ember_autograd::{manual_seed, no_grad, DType, Tensor};
@@ -42,7 +44,7 @@ macro_rules! ensure {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some(s @ ("collectives" | "equivalence" | "fault")) => rank_main(s),
+        Some(s @ ("collectives" | "equivalence" | "fault" | "timeout")) => rank_main(s),
         _ => std::process::exit(launcher()),
     }
 }
@@ -176,6 +178,10 @@ fn launcher() -> i32 {
         &mut failed,
     );
 
+    // A peer that is alive but never makes the call: the timeout, with what was waited for.
+    let o = mpirun(2, &[], "timeout");
+    rank_results(&o, 2, "timeout -np 2", &mut passed, &mut failed);
+
     // Without mpirun: a clear error, not a silent one-process job.
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.arg("collectives");
@@ -224,6 +230,7 @@ fn rank_main(scenario: &str) {
         ],
         "equivalence" => vec![("mnist_equivalence", mnist_equivalence)],
         "fault" => vec![("fault", fault)],
+        "timeout" => vec![("timeout", timeout)],
         _ => unreachable!(),
     };
     let (mut passed, mut failed) = (0, 0);
@@ -816,4 +823,26 @@ fn fault(pg: &ProcessGroup) -> Check {
         opt.step();
     }
     Err("no failure seen".into())
+}
+
+fn timeout(pg: &ProcessGroup) -> Check {
+    if pg.rank() == 0 {
+        pg.set_timeout(Duration::from_secs(1));
+        let start = Instant::now();
+        let e = pg.barrier().unwrap_err();
+        let secs = start.elapsed().as_secs_f64();
+        ensure!(matches!(e, DistError::Timeout { .. }), "{e}");
+        ensure!((1.0..5.0).contains(&secs), "gave up after {secs} s");
+        ensure!(
+            e.to_string()
+                .contains("rank 0: barrier timed out after 1.0 s"),
+            "{e}"
+        );
+    } else {
+        // Late, but alive: rank 0's timeout fires first. The barrier itself may then complete
+        // (rank 0's abandoned request still matches) or report rank 0's exit: both are fine.
+        std::thread::sleep(Duration::from_secs(3));
+        let _ = pg.barrier();
+    }
+    Ok(())
 }
