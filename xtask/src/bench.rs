@@ -129,7 +129,7 @@ pub struct BenchArgs {
     /// Skip PyTorch and compare with the documented baseline figures.
     #[arg(long)]
     no_torch: bool,
-    /// Only these benchmark groups (gemm, bandwidth, ops, autograd, optim, mnist).
+    /// Only these benchmark groups (gemm, bandwidth, ops, autograd, optim, mnist, distributed).
     groups: Vec<String>,
 }
 
@@ -235,6 +235,9 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         if !cmd.status()?.success() {
             bail!("benchmark {pkg}/{name} failed");
         }
+    }
+    if want("distributed") {
+        crate::distributed::bench()?;
     }
     if want("mnist") {
         println!("== bench-mnist");

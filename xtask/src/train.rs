@@ -52,6 +52,9 @@ pub struct TrainArgs {
     /// Print nothing.
     #[arg(long, hide = true)]
     pub quiet: bool,
+    /// Data-parallel over the ranks of `mpirun -np N` (see xtask/src/distributed.rs).
+    #[arg(long)]
+    pub distributed: bool,
 }
 
 /// One epoch's results.
@@ -167,7 +170,8 @@ fn checkpoint_paths(out: &Path) -> (PathBuf, PathBuf, PathBuf) {
 
 /// Runs the training described by `args`; returns every epoch's statistics and the model.
 pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
-    if let Some(t) = args.threads {
+    let dist = crate::distributed::Dist::init(args.distributed)?;
+    if let Some(t) = args.threads.or(dist.threads()) {
         rayon::ThreadPoolBuilder::new()
             .num_threads(t)
             .build_global()
@@ -175,15 +179,13 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
     }
     let device = parse_device(&args.device)?;
     let say = |s: String| {
-        if !args.quiet {
+        if !args.quiet && dist.is_main() {
             println!("{s}");
         }
     };
     let train = Mnist::train(&args.data)?.normalize(MEAN, STD);
     let test = Mnist::test(&args.data)?.normalize(MEAN, STD);
-    let loader = DataLoader::new(train, args.batch_size)
-        .shuffle(true)
-        .seed(args.seed);
+    let loader = dist.loader(train, args.batch_size, args.seed)?;
     let test_loader = DataLoader::new(test, 1000);
 
     ember::manual_seed(args.seed);
@@ -211,6 +213,7 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
             args.out.display()
         ));
     }
+    let model = dist.wrap(model)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
 
@@ -223,17 +226,17 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
         args.lr,
         rayon::current_num_threads()
     ));
-    let interactive = std::io::stdout().is_terminal() && !args.quiet;
+    let interactive = std::io::stdout().is_terminal() && !args.quiet && dist.is_main();
     let mut history = Vec::new();
     let mut metrics = match &args.metrics {
-        Some(p) => Some(
+        Some(p) if dist.is_main() => Some(
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(p)
                 .with_context(|| format!("opening {}", p.display()))?,
         ),
-        None => None,
+        _ => None,
     };
     for epoch in first_epoch..args.epochs {
         loader.set_epoch(epoch as u64);
@@ -255,8 +258,8 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
         for (images, labels) in &loader {
             let images = images.view([images.size(0), -1]);
             optimizer.opt().zero_grad();
-            let loss = criterion.forward(&model.forward(&images), &labels);
-            loss.backward();
+            let loss = criterion.forward(&model.forward_train(&images)?, &labels);
+            model.backward(&loss)?;
             optimizer.opt().step();
             let l = loss.item();
             running += l;
@@ -277,11 +280,11 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
         let (test_loss, acc) = evaluate(&model, &test_loader);
         let stats = EpochStats {
             epoch: epoch + 1,
-            train_loss: running / batches.max(1) as f64,
+            train_loss: dist.mean(running / batches.max(1) as f64)?,
             test_loss,
             test_accuracy: acc,
             epoch_seconds: secs,
-            samples_per_second: samples as f64 / secs,
+            samples_per_second: (samples * dist.world_size()) as f64 / secs,
         };
         say(format!(
             "epoch {}/{}: train loss {:.4}, test loss {:.4}, test accuracy {:.2}%, {:.2} s ({:.0} samples/s)",
@@ -297,23 +300,25 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
             writeln!(f, "{}", stats.to_json())?;
         }
         // Checkpoint atomically: model, optimizer, then the progress marker that names them.
-        model.save_safetensors(&model_path)?;
-        optimizer.opt().state_dict().save(&opt_path)?;
-        ember::io::atomic_write(
-            &progress_path,
-            serde_json::json!({ "epochs_done": epoch + 1, "seed": args.seed })
-                .to_string()
-                .as_bytes(),
-        )?;
+        if dist.is_main() {
+            model.save_safetensors(&model_path)?;
+            optimizer.opt().state_dict().save(&opt_path)?;
+            ember::io::atomic_write(
+                &progress_path,
+                serde_json::json!({ "epochs_done": epoch + 1, "seed": args.seed })
+                    .to_string()
+                    .as_bytes(),
+            )?;
+        }
         history.push(stats);
-        if let Some(p) = &args.plot {
+        if let Some(p) = args.plot.as_ref().filter(|_| dist.is_main()) {
             crate::plot::loss_curves(p, &history)?;
         }
     }
     if let Some(p) = &args.plot {
         say(format!("plot written to {}", p.display()));
     }
-    Ok((history, model))
+    Ok((history, model.into_inner()))
 }
 
 #[cfg(test)]
@@ -339,6 +344,7 @@ mod tests {
             metrics: None,
             plot: None,
             quiet: true,
+            distributed: false,
         }
     }
 
