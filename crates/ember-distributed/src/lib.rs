@@ -56,8 +56,10 @@ pub use group::{
 };
 pub use op::{Backend, ReduceOp};
 
-/// True when this process was started by `mpirun` (or another MPI launcher), i.e. when
-/// [`init_process_group`] can join a job.
+/// True when this process was started by `mpirun` (or another MPI launcher: a PMIx or PMI
+/// one such as srun or MPICH's Hydra), i.e. when [`init_process_group`] can join a job.
+/// Without a launcher Open MPI would quietly start a one-process "singleton" job, which is never
+/// what a distributed program means, so `init_process_group` refuses instead.
 pub fn launched_by_mpirun() -> bool {
     ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK"]
         .iter()
