@@ -237,7 +237,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         }
     }
     if want("distributed") {
-        crate::distributed::bench()?;
+        crate::distributed::bench(python.as_deref().filter(|_| !args.no_torch))?;
     }
     if want("mnist") {
         println!("== bench-mnist");

@@ -177,9 +177,10 @@ impl Dist {
     }
 }
 
-/// `cargo xtask bench distributed`: builds the benchmark with the `mpi` feature and runs it
-/// on 2 local ranks.
-pub fn bench() -> Result<()> {
+/// `cargo xtask bench distributed`: PyTorch's DDP reference on 2 local ranks (gloo) when
+/// `python` has torch, then the benchmark, built with the `mpi` feature, on 2 local ranks with
+/// PyTorch's figures beside its own.
+pub fn bench(python: Option<&std::path::Path>) -> Result<()> {
     if Command::new("mpirun").arg("--version").output().is_err() {
         println!(
             "== distributed: skipped, mpirun not found (apt-get install libopenmpi-dev \
@@ -215,12 +216,34 @@ pub fn bench() -> Result<()> {
         .filter(|v| v["target"]["name"] == "distributed")
         .find_map(|v| v["executable"].as_str().map(PathBuf::from))
         .context("no executable for the distributed benchmark in cargo's output")?;
+    let mut torch_json = None;
+    if let Some(py) = python {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../crates/ember-distributed/benches/pytorch_ddp.py"
+        );
+        println!("== PyTorch DDP reference ({}): {script}", py.display());
+        let out = Command::new(py).arg(script).output()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            let path = PathBuf::from("target/pytorch_ddp.json");
+            ember::io::atomic_write(&path, text.as_bytes())?;
+            torch_json = Some(path.canonicalize()?);
+        } else {
+            println!(
+                "PyTorch DDP reference failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
     println!("== mpirun -np 2 {}", exe.display());
-    let status = Command::new("mpirun")
-        .args(["--oversubscribe", "--allow-run-as-root", "-np", "2"])
-        .arg(&exe)
-        .env("RAYON_NUM_THREADS", "1")
-        .status()?;
+    let mut cmd = Command::new("mpirun");
+    cmd.args(["--oversubscribe", "--allow-run-as-root", "-np", "2"])
+        .args(["-x", "RAYON_NUM_THREADS=1"]);
+    if let Some(j) = &torch_json {
+        cmd.args(["-x", &format!("EMBER_TORCH_DDP_JSON={}", j.display())]);
+    }
+    let status = cmd.arg(&exe).status()?;
     if !status.success() {
         bail!("the distributed benchmark failed ({status})");
     }

@@ -6,6 +6,9 @@
 //!   result swapped into the tensor) against the bare library call;
 //! * one DistributedDataParallel step of the MNIST MLP at global batch 256 (128 per rank),
 //!   split into compute, communication, and the part of the communication that backward hid.
+//!
+//! With `EMBER_TORCH_DDP_JSON` naming the output of `pytorch_ddp.py` (PyTorch's gloo backend,
+//! measured just before by the xtask), PyTorch's figures are printed beside.
 
 use ember_autograd::{manual_seed, Tensor};
 use ember_distributed::{self as dist, Backend, DistributedDataParallel, ReduceOp};
@@ -18,6 +21,14 @@ use std::time::{Duration, Instant};
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// PyTorch's figure at `pointer` in the JSON of `pytorch_ddp.py`, when given.
+fn torch(pointer: &str) -> Option<f64> {
+    let path = std::env::var("EMBER_TORCH_DDP_JSON").ok()?;
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(text.lines().last()?).ok()?;
+    v.pointer(pointer)?.as_f64()
 }
 
 fn main() {
@@ -37,8 +48,8 @@ fn main() {
     // ----- all-reduce bandwidth -----
     say("all_reduce, f32, bus bandwidth (algbw x 2(n-1)/n), median of interleaved runs:".into());
     say(format!(
-        "{:>8} {:>14} {:>14} {:>9}",
-        "size", "Ember GB/s", "MPI GB/s", "overhead"
+        "{:>8} {:>20} {:>20} {:>9} {:>24}",
+        "size", "Ember GB/s (ms)", "MPI GB/s (ms)", "overhead", "PyTorch gloo GB/s (ms)"
     ));
     for mb in [1usize, 16, 64] {
         let elems = mb * (1 << 20) / 4;
@@ -74,14 +85,19 @@ fn main() {
         };
         let (a, b) = (slowest(ours), slowest(theirs));
         let bus = |secs: f64| (elems * 4) as f64 / secs / 1e9 * 2.0 * (n - 1) as f64 / n as f64;
+        let t = torch(&format!("/all_reduce/{mb}/seconds")).map_or_else(
+            || "-".to_string(),
+            |t| format!("{:.2} ({:.2})", bus(t), t * 1e3),
+        );
         say(format!(
-            "{:>6}MB {:>9.2} ({:>5.2} ms) {:>7.2} ({:>5.2} ms) {:>+8.1}%",
+            "{:>6}MB {:>12.2} ({:>5.2}) {:>12.2} ({:>5.2}) {:>+8.1}% {:>24}",
             mb,
             bus(a),
             a * 1e3,
             bus(b),
             b * 1e3,
-            (a / b - 1.0) * 100.0
+            (a / b - 1.0) * 100.0,
+            t
         ));
     }
 
@@ -157,6 +173,13 @@ fn main() {
         100.0 * overlapped / comm.max(1e-12),
         median(first_launch_to_end) * 1e3
     ));
+    if let Some(t) = torch("/ddp_step_seconds") {
+        say(format!(
+            "  PyTorch DDP (gloo), same step: {:.3} ms; Ember takes {:.2}x PyTorch's time",
+            t * 1e3,
+            step / t
+        ));
+    }
     pg.barrier().unwrap();
     std::thread::sleep(Duration::from_millis(10));
 }

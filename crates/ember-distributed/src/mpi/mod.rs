@@ -359,7 +359,7 @@ fn check_count(ctx: &WaitCtx, n: usize) -> Result<(), DistError> {
 }
 
 /// The storage type for received elements of a dtype named in a header.
-fn dtype_of_code(code: i64) -> Option<DType> {
+pub(crate) fn dtype_of_code(code: i64) -> Option<DType> {
     [DType::Bool, DType::U8, DType::I64, DType::F32, DType::F64]
         .into_iter()
         .find(|&d| crate::header::dtype_code(d) == code)

@@ -427,9 +427,18 @@ impl Transport for NcclTransport {
         let mine = p2p_header(t);
         let theirs = self.mpi.recv_words(mine.len(), src, ctx)?;
         if theirs[..] != mine[..] {
-            // The sender's NCCL send cannot complete without a matching receive; abort the
-            // communicator so that it fails instead of hanging.
-            self.abort();
+            // The sender's data is still received (into a scratch tensor of its size and
+            // dtype), so that its NCCL send completes instead of waiting for a receive.
+            let dtype = crate::mpi::dtype_of_code(theirs[2]).unwrap_or(DType::U8);
+            let scratch = Tensor::full_on(&[theirs[3] as usize], 0.0, dtype, t.device());
+            let p = self.place(ctx, &scratch)?;
+            let _g = scratch.storage_write();
+            let n = scratch.numel();
+            // SAFETY: `p.ptr` addresses the scratch tensor's `n` elements, write-locked until
+            // completion.
+            self.run(ctx, p.stream, |s| unsafe {
+                nres::recv(p.ptr, n, nccl_dtype(dtype), src as i32, self.comm.0, s)
+            })?;
             return Err(p2p_mismatch(self.rank(), src, &theirs, &mine));
         }
         self.contiguous(t, true, |c| {
