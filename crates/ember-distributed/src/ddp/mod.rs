@@ -370,6 +370,11 @@ mod tests {
         assert!(s.launched.iter().all(|&t| t <= returned));
         // The first bucket started when only its own parameter's gradient was final.
         assert_eq!(s.ready_at_launch, vec![1, 2, 3, 4, 5, 6]);
+        assert!(s
+            .completed
+            .iter()
+            .zip(&s.launched)
+            .all(|(c, l)| c.unwrap() >= *l));
         // World size 1: the averaged gradient is the gradient.
         let plain = mlp_copy(&model);
         plain.forward(&x).pow(2.0).mean().backward();

@@ -31,7 +31,7 @@ pub struct ReductionStats {
     /// How many parameters' gradients were final when each bucket was started (all of them
     /// for the last bucket; fewer for a bucket started while backward was still running).
     pub ready_at_launch: Vec<usize>,
-    /// When each bucket's all-reduce was seen complete.
+    /// When each bucket's all-reduce was seen complete, in bucket order.
     pub completed: Vec<Option<Instant>>,
     /// When the last parameter's gradient was final (the end of backward's own work).
     pub all_ready: Option<Instant>,
@@ -249,6 +249,7 @@ impl Reducer {
             bucket.launched = true;
             self.stats.launched.push(Instant::now());
             self.stats.ready_at_launch.push(self.ready);
+            self.stats.completed.push(None);
             self.next_launch += 1;
         }
         Ok(())
@@ -263,7 +264,7 @@ impl Reducer {
                 if self.group.test(bucket.work.as_deref_mut().unwrap(), &op)? {
                     bucket.done = true;
                     bucket.work = None;
-                    self.stats.completed.push(Some(Instant::now()));
+                    self.stats.completed[b] = Some(Instant::now());
                 }
             }
         }
@@ -282,7 +283,7 @@ impl Reducer {
                 self.group.wait(bucket.work.as_deref_mut().unwrap(), &op)?;
                 bucket.done = true;
                 bucket.work = None;
-                self.stats.completed.push(Some(Instant::now()));
+                self.stats.completed[b] = Some(Instant::now());
             }
         }
         self.stats.exposed_wait = all_ready.elapsed();
