@@ -87,12 +87,14 @@ impl Dist {
             Ok(Dist { group: Some(group) })
         }
         #[cfg(not(feature = "mpi"))]
-        bail!(
-            "--distributed needs xtask built with MPI: run `mpirun -np N cargo xtask-mpi \
-             train-mnist --distributed` (the `xtask-mpi` alias builds xtask with its `mpi` \
-             feature; Open MPI must be installed: apt-get install libopenmpi-dev openmpi-bin \
-             libclang-dev)"
-        )
+        {
+            relaunch_with_mpi()?;
+            bail!(
+                "--distributed: this process was not started by mpirun; run `mpirun -np N cargo \
+                 xtask train-mnist --distributed` (Open MPI must be installed: apt-get install \
+                 libopenmpi-dev openmpi-bin libclang-dev)"
+            )
+        }
     }
 
     /// This process's rank (0 without `--distributed`).
@@ -175,6 +177,34 @@ impl Dist {
         }
         Ok(x)
     }
+}
+
+/// Under mpirun, an xtask built without MPI replaces itself (same process, so mpirun keeps
+/// track of it) by the one built with its `mpi` feature, so that `mpirun -np N cargo xtask
+/// train-mnist --distributed` works as written. Returns only when it cannot.
+#[cfg(not(feature = "mpi"))]
+fn relaunch_with_mpi() -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let under_mpirun = ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+    let Some(cargo) = std::env::var_os("CARGO").filter(|_| under_mpirun) else {
+        return Ok(());
+    };
+    let err = Command::new(cargo)
+        .args([
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            "xtask",
+            "--features",
+            "mpi",
+            "--",
+        ])
+        .args(std::env::args_os().skip(1))
+        .exec();
+    Err(err).context("relaunching xtask with its mpi feature")
 }
 
 /// `cargo xtask bench distributed`: PyTorch's DDP reference on 2 local ranks (gloo) when
