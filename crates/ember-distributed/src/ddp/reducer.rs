@@ -231,7 +231,7 @@ impl Reducer {
         self.launch_ready()?;
         self.progress()?;
         if self.ready == self.slots.len() {
-            self.finish()?;
+            self.finish(now)?;
         }
         Ok(())
     }
@@ -271,10 +271,9 @@ impl Reducer {
         Ok(())
     }
 
-    /// After the last gradient: waits for the buckets in flight and writes the averaged
-    /// gradients back.
-    fn finish(&mut self) -> Result<(), DistError> {
-        let all_ready = Instant::now();
+    /// After the last gradient (final at `all_ready`): waits for the buckets in flight and
+    /// writes the averaged gradients back.
+    fn finish(&mut self, all_ready: Instant) -> Result<(), DistError> {
         self.stats.all_ready = Some(all_ready);
         for b in 0..self.buckets.len() {
             if !self.buckets[b].done {
