@@ -22,6 +22,8 @@ pub(crate) struct Peers {
     all: Vec<Peer>,
 }
 
+// Used by the transports (`mpi/`), which the default build leaves out.
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 impl Peers {
     pub(crate) fn new(me: usize, all: Vec<Peer>) -> Peers {
         Peers { me, all }
@@ -58,6 +60,7 @@ impl Peers {
 
 /// True while process `pid` exists and has not exited (a zombie, exited but not yet reaped by
 /// its parent, counts as dead).
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 pub(crate) fn process_alive(pid: u32) -> bool {
     let stat = Path::new("/proc").join(pid.to_string()).join("stat");
     match std::fs::read_to_string(stat) {

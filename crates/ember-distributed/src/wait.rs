@@ -32,6 +32,7 @@ pub(crate) struct WaitCtx<'a> {
 }
 
 /// For waits that watch no peer.
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 pub(crate) fn nobody() -> Option<(usize, String)> {
     None
 }

@@ -16,6 +16,8 @@
 //!   plain `mpirun`, Open MPI aborts the whole job at once, naming rank 2.
 //! * `timeout` (2 ranks): rank 1 is late for a barrier; rank 0, with a 1 s timeout, fails
 //!   after 1 s with a timeout error.
+//! * `nccl` (built with the `nccl` feature, one rank per GPU when a GPU is present): the
+//!   collectives and DDP on CUDA tensors.
 //! * without `mpirun`: a clear error.
 
 use ember_autograd::{manual_seed, no_grad, DType, Tensor};
@@ -44,7 +46,7 @@ macro_rules! ensure {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some(s @ ("collectives" | "equivalence" | "fault" | "timeout")) => rank_main(s),
+        Some(s @ ("collectives" | "equivalence" | "fault" | "timeout" | "nccl")) => rank_main(s),
         _ => std::process::exit(launcher()),
     }
 }
@@ -182,6 +184,29 @@ fn launcher() -> i32 {
     let o = mpirun(2, &[], "timeout");
     rank_results(&o, 2, "timeout -np 2", &mut passed, &mut failed);
 
+    // NCCL, when built with it and a GPU is at hand: one rank per GPU (with one GPU, world
+    // size 1 still runs every NCCL code path).
+    #[cfg(feature = "nccl")]
+    {
+        let gpus = Command::new("nvidia-smi")
+            .arg("-L")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).matches("GPU ").count())
+            .unwrap_or(0);
+        if gpus == 0 {
+            println!("scenario nccl: not run, no GPU on this machine (nvidia-smi -L lists none)");
+        } else {
+            let o = mpirun(gpus, &[], "nccl");
+            rank_results(
+                &o,
+                gpus,
+                &format!("nccl -np {gpus}"),
+                &mut passed,
+                &mut failed,
+            );
+        }
+    }
+
     // Without mpirun: a clear error, not a silent one-process job.
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.arg("collectives");
@@ -204,7 +229,12 @@ fn launcher() -> i32 {
 // ----- one rank -----
 
 fn rank_main(scenario: &str) {
-    let pg = match dist::init_process_group(Backend::Mpi) {
+    let backend = if scenario == "nccl" {
+        Backend::Nccl
+    } else {
+        Backend::Mpi
+    };
+    let pg = match dist::init_process_group(backend) {
         Ok(pg) => pg,
         Err(e) => {
             eprintln!("error: {e}");
@@ -231,6 +261,11 @@ fn rank_main(scenario: &str) {
         "equivalence" => vec![("mnist_equivalence", mnist_equivalence)],
         "fault" => vec![("fault", fault)],
         "timeout" => vec![("timeout", timeout)],
+        #[cfg(feature = "nccl")]
+        "nccl" => vec![
+            ("nccl_collectives", nccl::collectives),
+            ("nccl_ddp", nccl::ddp),
+        ],
         _ => unreachable!(),
     };
     let (mut passed, mut failed) = (0, 0);
@@ -845,4 +880,75 @@ fn timeout(pg: &ProcessGroup) -> Check {
         let _ = pg.barrier();
     }
     Ok(())
+}
+
+/// The NCCL scenario: the same operations on CUDA tensors, checked against the CPU.
+#[cfg(feature = "nccl")]
+mod nccl {
+    use super::*;
+    use ember_autograd::Device;
+
+    fn gpu() -> Device {
+        Device::Cuda(0)
+    }
+
+    pub fn collectives(pg: &ProcessGroup) -> Check {
+        let (r, n) = (pg.rank(), pg.world_size());
+        for dtype in [DType::F32, DType::F64, DType::I64] {
+            let t = ranked(r, 6, dtype).to_device(gpu());
+            dist_err(pg.all_reduce(&t, ReduceOp::Sum))?;
+            let want: Vec<f64> = (0..6)
+                .map(|i| (0..n).map(|q| (q * 10 + i + 1) as f64).sum())
+                .collect();
+            ensure!(
+                f64s(&t.to_device(Device::Cpu)) == want,
+                "{dtype} all_reduce"
+            );
+            let b = ranked(r, 6, dtype).view([2, 3]).to_device(gpu()).t();
+            dist_err(pg.broadcast(&b, 0))?;
+            let want = f64s(&ranked(0, 6, dtype).view([2, 3]).t());
+            ensure!(f64s(&b.to_device(Device::Cpu)) == want, "{dtype} broadcast");
+            let input = ranked(r, 4, dtype).to_device(gpu());
+            let outs: Vec<Tensor> = (0..n).map(|_| input.zeros_like()).collect();
+            dist_err(pg.all_gather(&outs, &input))?;
+            for (q, o) in outs.iter().enumerate() {
+                ensure!(
+                    f64s(&o.to_device(Device::Cpu)) == f64s(&ranked(q, 4, dtype)),
+                    "all_gather"
+                );
+            }
+        }
+        ensure!(
+            pg.all_reduce(&Tensor::zeros([2]), ReduceOp::Sum).is_err(),
+            "a CPU tensor must be refused by the NCCL group"
+        );
+        Ok(())
+    }
+
+    pub fn ddp(pg: &ProcessGroup) -> Check {
+        manual_seed(0);
+        let mut model = mlp(&[8, 16, 4]);
+        model.to(gpu());
+        let ddp = dist_err(DistributedDataParallel::new(model))?;
+        manual_seed(5 + pg.rank() as u64);
+        let x = Tensor::randn([4, 8]).to_device(gpu());
+        dist_err(ddp.backward(&dist_err(ddp.forward(&x))?.pow(2.0).mean()))?;
+        let mut plain = mlp(&[8, 16, 4]);
+        plain.to(gpu());
+        copy_weights(&plain, ddp.module());
+        plain.forward(&x).pow(2.0).mean().backward();
+        for (p, q) in ddp.parameters().iter().zip(plain.parameters()) {
+            let own = q.grad().unwrap();
+            dist_err(pg.all_reduce(&own, ReduceOp::Avg))?;
+            let (a, b) = (
+                p.grad().unwrap().to_device(Device::Cpu),
+                own.to_device(Device::Cpu),
+            );
+            ensure!(
+                a.allclose(&b, 1e-5, 1e-6),
+                "DDP gradient on the GPU differs"
+            );
+        }
+        Ok(())
+    }
 }
