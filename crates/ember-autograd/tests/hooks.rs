@@ -6,8 +6,11 @@ use ember_autograd::{autograd, custom_op, smallvec::smallvec, Tensor};
 use proptest::prelude::*;
 use std::sync::{Arc, Mutex};
 
+/// What the recording hooks saw: (name, the leaf's gradient when called).
+type Log = Arc<Mutex<Vec<(&'static str, Vec<f64>)>>>;
+
 /// Registers a hook that records (name, the leaf's gradient when called).
-fn record(t: &Tensor, name: &'static str, log: &Arc<Mutex<Vec<(&'static str, Vec<f64>)>>>) {
+fn record(t: &Tensor, name: &'static str, log: &Log) {
     let log = log.clone();
     t.register_post_accumulate_grad_hook(move |p| {
         log.lock()
@@ -103,7 +106,13 @@ fn autograd_grad_accumulates_nothing_and_fires_nothing() {
     let w = Tensor::from_slice(&[2.0f64], [1]).requires_grad_(true);
     let log = Arc::new(Mutex::new(Vec::new()));
     record(&w, "w", &log);
-    let g = autograd::grad(&[w.pow(2.0).sum()], &[w.clone()], None, false, false);
+    let g = autograd::grad(
+        &[w.pow(2.0).sum()],
+        std::slice::from_ref(&w),
+        None,
+        false,
+        false,
+    );
     assert_eq!(g[0].as_ref().unwrap().to_vec::<f64>(), vec![4.0]);
     assert!(log.lock().unwrap().is_empty());
     assert!(w.grad().is_none());
