@@ -129,7 +129,7 @@ pub struct BenchArgs {
     /// Skip PyTorch and compare with the documented baseline figures.
     #[arg(long)]
     no_torch: bool,
-    /// Only these benchmark groups (gemm, bandwidth, ops, autograd, optim, mnist).
+    /// Only these benchmark groups (gemm, bandwidth, ops, autograd, optim, mnist, distributed).
     groups: Vec<String>,
 }
 
@@ -191,7 +191,10 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let want = |g: &str| args.groups.is_empty() || args.groups.iter().any(|x| x == g);
     let python = args.python.clone().or_else(default_python);
     let mut env_json = None;
-    if !args.no_torch {
+    // `bench distributed` runs its own PyTorch reference (crate ember-distributed's benches/).
+    let only_distributed =
+        !args.groups.is_empty() && args.groups.iter().all(|g| g == "distributed");
+    if !args.no_torch && !only_distributed {
         match (&python, args.script.exists()) {
             (Some(py), true) => {
                 let mut only: Vec<&str> = ["gemm", "bandwidth", "ops", "optim"]
@@ -235,6 +238,9 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         if !cmd.status()?.success() {
             bail!("benchmark {pkg}/{name} failed");
         }
+    }
+    if want("distributed") {
+        crate::distributed::bench(python.as_deref().filter(|_| !args.no_torch))?;
     }
     if want("mnist") {
         println!("== bench-mnist");

@@ -1,11 +1,13 @@
 //! `cargo xtask <task>`: the project's tasks.
 //!
-//! - `train-mnist`: trains the MLP 784-128-64-10 on `datasets/mnist` (see `--help`).
+//! - `train-mnist`: trains the MLP 784-128-64-10 on `datasets/mnist` (see `--help`); with
+//!   `--distributed`, data-parallel under `mpirun -np N cargo xtask train-mnist …`.
 //! - `bench-mnist`: times one training epoch and the test pass in-process.
 //! - `bench`: runs the crates' benchmarks, beside PyTorch's figures measured in the same session
 //!   when a PyTorch environment is available.
 
 mod bench;
+mod distributed;
 mod plot;
 mod train;
 

@@ -61,6 +61,9 @@ pub struct TrainArgs {
     /// Print nothing.
     #[arg(long, hide = true)]
     pub quiet: bool,
+    /// Data-parallel over the ranks of `mpirun -np N` (see xtask/src/distributed.rs).
+    #[arg(long)]
+    pub distributed: bool,
 }
 
 /// One epoch's results.
@@ -210,7 +213,8 @@ fn checkpoint_paths(out: &Path) -> (PathBuf, PathBuf, PathBuf) {
 
 /// Runs the training described by `args`; returns every epoch's statistics and the model.
 pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
-    if let Some(t) = args.threads {
+    let dist = crate::distributed::Dist::init(args.distributed)?;
+    if let Some(t) = args.threads.or(dist.threads()) {
         rayon::ThreadPoolBuilder::new()
             .num_threads(t)
             .build_global()
@@ -218,15 +222,13 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
     }
     let device = parse_device(&args.device)?;
     let say = |s: String| {
-        if !args.quiet {
+        if !args.quiet && dist.is_main() {
             println!("{s}");
         }
     };
     let train = Mnist::train(&args.data)?.normalize(MEAN, STD);
     let test = Mnist::test(&args.data)?.normalize(MEAN, STD);
-    let loader = DataLoader::new(train, args.batch_size)
-        .shuffle(true)
-        .seed(args.seed);
+    let loader = dist.loader(train, args.batch_size, args.seed)?;
     let test_loader = DataLoader::new(test, 1000);
 
     ember::manual_seed(args.seed);
@@ -273,6 +275,7 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
             args.out.display()
         ));
     }
+    let model = dist.wrap(model)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
 
@@ -285,17 +288,17 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
         args.lr,
         rayon::current_num_threads()
     ));
-    let interactive = std::io::stdout().is_terminal() && !args.quiet;
+    let interactive = std::io::stdout().is_terminal() && !args.quiet && dist.is_main();
     let mut history = Vec::new();
     let mut metrics = match &args.metrics {
-        Some(p) => Some(
+        Some(p) if dist.is_main() => Some(
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(p)
                 .with_context(|| format!("opening {}", p.display()))?,
         ),
-        None => None,
+        _ => None,
     };
     let last_epoch = args.stop_after.unwrap_or(args.epochs).min(args.epochs);
     for epoch in first_epoch..last_epoch {
@@ -318,8 +321,8 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
         for (images, labels) in &loader {
             let images = images.view([images.size(0), -1]);
             optimizer.opt().zero_grad();
-            let loss = criterion.forward(&model.forward(&images), &labels);
-            loss.backward();
+            let loss = criterion.forward(&model.forward_train(&images)?, &labels);
+            model.backward(&loss)?;
             optimizer.opt().step();
             if let Some(s) = schedule.as_mut().filter(|s| s.per_batch) {
                 s.scheduler.step(optimizer.opt());
@@ -346,11 +349,11 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
         let (test_loss, acc) = evaluate(&model, &test_loader);
         let stats = EpochStats {
             epoch: epoch + 1,
-            train_loss: running / batches.max(1) as f64,
+            train_loss: dist.mean(running / batches.max(1) as f64)?,
             test_loss,
             test_accuracy: acc,
             epoch_seconds: secs,
-            samples_per_second: samples as f64 / secs,
+            samples_per_second: (samples * dist.world_size()) as f64 / secs,
         };
         say(format!(
             "epoch {}/{}: train loss {:.4}, test loss {:.4}, test accuracy {:.2}%, {:.2} s ({:.0} samples/s)",
@@ -366,23 +369,25 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
             writeln!(f, "{}", stats.to_json())?;
         }
         // Checkpoint atomically: model, optimizer, then the progress marker that names them
-        // (and carries the scheduler's state, so the two cannot disagree).
-        model.save_safetensors(&model_path)?;
-        optimizer.opt().state_dict().save(&opt_path)?;
-        let mut progress = serde_json::json!({ "epochs_done": epoch + 1, "seed": args.seed });
-        if let Some(s) = &schedule {
-            progress["scheduler"] = s.scheduler.state_dict();
+        // (and carries the scheduler's state, so the two cannot disagree). Only rank 0 writes.
+        if dist.is_main() {
+            model.save_safetensors(&model_path)?;
+            optimizer.opt().state_dict().save(&opt_path)?;
+            let mut progress = serde_json::json!({ "epochs_done": epoch + 1, "seed": args.seed });
+            if let Some(s) = &schedule {
+                progress["scheduler"] = s.scheduler.state_dict();
+            }
+            ember::io::atomic_write(&progress_path, progress.to_string().as_bytes())?;
         }
-        ember::io::atomic_write(&progress_path, progress.to_string().as_bytes())?;
         history.push(stats);
-        if let Some(p) = &args.plot {
+        if let Some(p) = args.plot.as_ref().filter(|_| dist.is_main()) {
             crate::plot::loss_curves(p, &history)?;
         }
     }
     if let Some(p) = &args.plot {
         say(format!("plot written to {}", p.display()));
     }
-    Ok((history, model))
+    Ok((history, model.into_inner()))
 }
 
 #[cfg(test)]
@@ -410,6 +415,7 @@ mod tests {
             metrics: None,
             plot: None,
             quiet: true,
+            distributed: false,
         }
     }
 

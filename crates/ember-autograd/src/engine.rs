@@ -4,6 +4,7 @@
 
 use crate::grad_mode::grad_mode;
 use crate::graph::{Edge, Grads, Node};
+use crate::hooks::PendingLeafHooks;
 use crate::tensor::Tensor;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,8 +24,8 @@ fn accumulate(slot: &mut Option<Tensor>, g: Tensor) {
 
 /// What the engine does with the gradient reaching a leaf, or a node listed as an input.
 enum Sink<'a> {
-    /// `backward()`: accumulate into every leaf's `.grad`.
-    LeafGrads,
+    /// `backward()`: accumulate into every leaf's `.grad`, then run its post-accumulate hooks.
+    LeafGrads(PendingLeafHooks),
     /// `autograd::grad(…)`: capture the gradients of these inputs only.
     Capture(&'a [Tensor], Vec<Option<Tensor>>),
 }
@@ -46,18 +47,30 @@ fn run(roots: &[(Tensor, Tensor)], retain_graph: bool, create_graph: bool, sink:
                     stack.push(n.clone());
                 }
             }
-            None => deliver_leaf(t, g.clone(), sink),
+            None => {
+                if let Sink::LeafGrads(hooks) = sink {
+                    hooks.expect(t);
+                }
+                deliver_leaf(t, g.clone(), sink)
+            }
         }
     }
     let roots_nodes: Vec<Arc<Node>> = stack.clone();
     while let Some(n) = stack.pop() {
         for e in n.edges.iter().flatten() {
-            if let Edge::Node(next) = e {
-                let k = key(next);
-                let d = deps.entry(k).or_insert(0);
-                *d += 1;
-                if *d == 1 {
-                    stack.push(next.clone());
+            match e {
+                Edge::Node(next) => {
+                    let k = key(next);
+                    let d = deps.entry(k).or_insert(0);
+                    *d += 1;
+                    if *d == 1 {
+                        stack.push(next.clone());
+                    }
+                }
+                Edge::Leaf(t) => {
+                    if let Sink::LeafGrads(hooks) = sink {
+                        hooks.expect(t);
+                    }
                 }
             }
         }
@@ -85,11 +98,14 @@ fn run(roots: &[(Tensor, Tensor)], retain_graph: bool, create_graph: bool, sink:
             let gi = input_grads.next().flatten();
             let Some(edge) = edge else { continue };
             match edge {
-                Edge::Leaf(t) => {
-                    if let Some(gi) = gi {
-                        deliver_leaf(t, gi, sink);
+                Edge::Leaf(t) => match gi {
+                    Some(gi) => deliver_leaf(t, gi, sink),
+                    None => {
+                        if let Sink::LeafGrads(hooks) = sink {
+                            hooks.skipped(t);
+                        }
                     }
-                }
+                },
                 Edge::Node(next) => {
                     // Every edge is counted down, whether or not it carries a gradient: a node
                     // runs once all of its consumers have run (PyTorch's dependency rule).
@@ -105,6 +121,9 @@ fn run(roots: &[(Tensor, Tensor)], retain_graph: bool, create_graph: bool, sink:
                 }
             }
         }
+    }
+    if let Sink::LeafGrads(hooks) = sink {
+        hooks.finish();
     }
 }
 
@@ -160,15 +179,15 @@ fn run_node(
 
 fn deliver_leaf(t: &Tensor, g: Tensor, sink: &mut Sink) {
     match sink {
-        Sink::LeafGrads => {
+        Sink::LeafGrads(hooks) => {
             let g = if g.dtype() != t.dtype() {
                 g.to_dtype(t.dtype())
             } else {
                 g
             };
-            let mut slot = t.0.grad.lock();
             let create = crate::grad_mode::is_grad_enabled();
-            accumulate(&mut slot, g.detach_if(!create));
+            accumulate(&mut t.0.grad.lock(), g.detach_if(!create));
+            hooks.delivered(t);
         }
         Sink::Capture(inputs, out) => {
             for (i, x) in inputs.iter().enumerate() {
@@ -222,7 +241,7 @@ impl Tensor {
             &[(self.clone(), gradient.clone())],
             retain_graph || create_graph,
             create_graph,
-            &mut Sink::LeafGrads,
+            &mut Sink::LeafGrads(PendingLeafHooks::default()),
         );
     }
 }
@@ -270,6 +289,6 @@ pub fn grad(
     );
     match sink {
         Sink::Capture(_, out) => out,
-        Sink::LeafGrads => unreachable!(),
+        Sink::LeafGrads(_) => unreachable!(),
     }
 }

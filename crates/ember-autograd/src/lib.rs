@@ -17,6 +17,7 @@ mod engine;
 mod grad_mode;
 pub mod gradcheck;
 mod graph;
+mod hooks;
 pub mod io;
 mod literal;
 mod ops;
@@ -33,6 +34,7 @@ pub use ember_kernels::random::{default_generator, initial_seed, manual_seed, Ge
 pub use ember_kernels::{DType, Device, Scalar};
 pub use grad_mode::{grad_mode, is_grad_enabled, no_grad, set_grad_enabled, GradModeGuard};
 pub use graph::{custom_op, Grads, Node};
+pub use hooks::RemovableHandle;
 pub use literal::TensorLiteral;
 pub use ops::random::{get_rng_state, set_rng_state};
 pub use shape_arg::{IntoDims, IntoShape};

@@ -3,7 +3,7 @@
 
 use crate::graph::Node;
 use crate::shape_arg::IntoShape;
-use ember_kernels::cpu::CpuElement;
+use ember_kernels::CpuElement;
 use ember_kernels::{CpuStorage, DType, Device, Layout, Storage};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -74,6 +74,8 @@ pub(crate) struct TensorImpl {
     pub(crate) grad_fn: Mutex<GradFn>,
     pub(crate) grad: Mutex<Option<Tensor>>,
     pub(crate) view: Option<ViewMeta>,
+    /// `register_post_accumulate_grad_hook`'s hooks (see `hooks.rs`).
+    pub(crate) post_accumulate_grad_hooks: Mutex<crate::hooks::HookList>,
 }
 
 /// An n-dimensional array with PyTorch's semantics: strided views without copies, broadcasting,
@@ -106,6 +108,7 @@ impl Tensor {
             grad_fn: Mutex::new(GradFn::default()),
             grad: Mutex::new(None),
             view,
+            post_accumulate_grad_hooks: Mutex::default(),
         }))
     }
 
@@ -269,6 +272,14 @@ impl Tensor {
     /// panics before anything is written.
     pub(crate) fn storage_mut(&self) -> RwLockWriteGuard<'_, Storage> {
         self.0.storage.data.write()
+    }
+
+    /// Write access to the storage, for code outside the op set that fills a tensor's elements
+    /// in place (a communication library receiving into it). Bumps the version counter, as
+    /// every in-place op does, so that a backward which saved the old values fails loudly.
+    pub fn storage_write(&self) -> RwLockWriteGuard<'_, Storage> {
+        self.bump_version();
+        self.storage_mut()
     }
 
     // ----- host data -----

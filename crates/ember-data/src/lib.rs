@@ -5,7 +5,8 @@
 //! * [`Dataset`] (`len`, `get(i)`, and `get_batch(indices)` for datasets that gather a whole
 //!   batch at once), [`TensorDataset`], [`Subset`], [`random_split`];
 //! * [`DataLoader`]: batches, seeded shuffling (a new order each epoch, the same on every
-//!   machine and thread count), `drop_last`, [samplers](sampler), custom collation, and
+//!   machine and thread count), `drop_last`, [samplers](sampler) (including
+//!   [`DistributedSampler`]'s per-process shards), custom collation, and
 //!   prefetching of the next batches on a background thread;
 //! * [`Mnist`], read from the IDX files ([`idx`]) with sha256 checks, kept as `u8` and
 //!   converted per batch through [`transforms`] (`ToTensor`, `Normalize`, `Compose`).
@@ -42,6 +43,7 @@ pub use error::DataError;
 pub use loader::{DataLoader, Iter, DEFAULT_PREFETCH};
 pub use mnist::Mnist;
 pub use sampler::{
-    RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler, WeightedRandomSampler,
+    DistributedSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
+    WeightedRandomSampler,
 };
 pub use transforms::{Compose, Normalize, ToTensor, Transform};

@@ -246,9 +246,13 @@ impl<D: Dataset + 'static, B: Send + 'static> DataLoader<D, B> {
     }
 
     /// Makes the next `iter()` run epoch `epoch`: with a seed, its order is the one an
-    /// uninterrupted run would have at that epoch (to resume training).
+    /// uninterrupted run would have at that epoch (to resume training). A sampler with an epoch
+    /// of its own (a [`DistributedSampler`](crate::sampler::DistributedSampler)) is set too.
     pub fn set_epoch(&self, epoch: u64) {
         self.epoch.store(epoch, Ordering::Relaxed);
+        if let Some(s) = &self.sampler {
+            s.set_epoch(epoch);
+        }
     }
 
     fn num_samples(&self) -> usize {

@@ -1,11 +1,15 @@
 //! Samplers: which dataset indices an epoch visits, in which order
 //! (`torch.utils.data.{SequentialSampler, RandomSampler, SubsetRandomSampler,
-//! WeightedRandomSampler}`).
+//! WeightedRandomSampler, DistributedSampler}`).
 //!
 //! A sampler draws all its randomness from the `Generator` the `DataLoader` hands it for the
 //! epoch, so a seeded loader gives the same indices on any machine and any number of threads.
+//! The exception is [`DistributedSampler`], whose order must agree across processes: it draws
+//! from its own `(seed, epoch)`, as PyTorch's does.
 
 use ember_autograd::{DType, Generator, Tensor};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// The indices one epoch visits.
 pub trait Sampler: Send + Sync {
@@ -15,6 +19,10 @@ pub trait Sampler: Send + Sync {
     /// The indices of one epoch for a dataset of `dataset_len` samples, with any randomness
     /// drawn from `gen`.
     fn indices(&self, dataset_len: usize, gen: &Generator) -> Vec<usize>;
+
+    /// Told the epoch by [`DataLoader::set_epoch`](crate::DataLoader::set_epoch); samplers
+    /// with an epoch of their own ([`DistributedSampler`]) follow it, the others ignore it.
+    fn set_epoch(&self, _epoch: u64) {}
 }
 
 fn to_usize(t: Tensor) -> Vec<usize> {
@@ -222,5 +230,141 @@ impl Sampler for WeightedRandomSampler {
             keyed.truncate(self.num_samples);
             keyed.into_iter().map(|(_, i)| i).collect()
         }
+    }
+}
+
+/// Each of `num_replicas` processes gets a disjoint shard of the dataset
+/// (`torch.utils.data.distributed.DistributedSampler`), for data-parallel training: give every
+/// rank a `DistributedSampler::new(world_size, rank)` and the ranks together visit each sample
+/// once per epoch.
+///
+/// PyTorch's rules: with `shuffle` (the default) the dataset is permuted from
+/// `seed + epoch`, the same permutation on every rank; the list is padded by repeating its
+/// first indices until it divides evenly (or, with `drop_last`, cut to a multiple of
+/// `num_replicas`), and rank `r` takes positions `r, r + num_replicas, …`. Every rank thus gets
+/// `ceil(len / num_replicas)` indices (`floor` with `drop_last`).
+///
+/// The order changes only when the epoch changes: call [`set_epoch`](Self::set_epoch) at the
+/// start of every epoch (as in PyTorch; [`DataLoader::set_epoch`](crate::DataLoader::set_epoch)
+/// forwards to it). Clones share the epoch, so keep a clone of the sampler you hand to the
+/// loader if you set it directly.
+///
+/// ```
+/// use ember_data::sampler::{DistributedSampler, Sampler};
+/// let g = ember_autograd::Generator::new(0);
+/// // 10 samples over 3 ranks: padded to 12, 4 per rank.
+/// let shards: Vec<Vec<usize>> = (0..3)
+///     .map(|r| DistributedSampler::new(3, r).shuffle(false).indices(10, &g))
+///     .collect();
+/// assert_eq!(shards, [vec![0, 3, 6, 9], vec![1, 4, 7, 0], vec![2, 5, 8, 1]]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct DistributedSampler {
+    num_replicas: usize,
+    rank: usize,
+    shuffle: bool,
+    seed: u64,
+    drop_last: bool,
+    epoch: Arc<AtomicU64>,
+}
+
+impl DistributedSampler {
+    /// The shard of process `rank` among `num_replicas`; shuffled, seed 0, no `drop_last`.
+    /// Panics, as PyTorch does, when `rank` is not in `0..num_replicas`.
+    pub fn new(num_replicas: usize, rank: usize) -> DistributedSampler {
+        if num_replicas == 0 {
+            panic!("DistributedSampler: num_replicas should be a positive integer, got 0");
+        }
+        if rank >= num_replicas {
+            panic!(
+                "Invalid rank {rank}, rank should be in the interval [0, {}]",
+                num_replicas - 1
+            );
+        }
+        DistributedSampler {
+            num_replicas,
+            rank,
+            shuffle: true,
+            seed: 0,
+            drop_last: false,
+            epoch: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Permutes the dataset each epoch (default true); the permutation is the same on all ranks.
+    pub fn shuffle(mut self, shuffle: bool) -> DistributedSampler {
+        self.shuffle = shuffle;
+        self
+    }
+
+    /// The seed of the permutations (default 0); it must be the same on all ranks.
+    pub fn seed(mut self, seed: u64) -> DistributedSampler {
+        self.seed = seed;
+        self
+    }
+
+    /// Drops the tail that does not divide evenly among the ranks instead of padding it with
+    /// repeated samples (default false).
+    pub fn drop_last(mut self, drop_last: bool) -> DistributedSampler {
+        self.drop_last = drop_last;
+        self
+    }
+
+    /// Sets the epoch, which with `seed` decides the permutation (PyTorch's `set_epoch`).
+    pub fn set_epoch(&self, epoch: u64) {
+        self.epoch.store(epoch, Ordering::Relaxed);
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Relaxed)
+    }
+
+    /// The number of processes sharing the dataset.
+    pub fn num_replicas(&self) -> usize {
+        self.num_replicas
+    }
+
+    /// This process's rank.
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+}
+
+impl Sampler for DistributedSampler {
+    fn num_samples(&self, dataset_len: usize) -> usize {
+        let r = self.num_replicas;
+        if self.drop_last {
+            // PyTorch's ceil((len - r) / r), which is floor(len / r).
+            dataset_len / r
+        } else {
+            dataset_len.div_ceil(r)
+        }
+    }
+
+    fn indices(&self, dataset_len: usize, _gen: &Generator) -> Vec<usize> {
+        let per_rank = Sampler::num_samples(self, dataset_len);
+        let total = per_rank * self.num_replicas;
+        let mut all: Vec<usize> = if self.shuffle {
+            let gen = Generator::new(self.seed.wrapping_add(self.epoch()));
+            to_usize(Tensor::randperm_with(dataset_len, Some(&gen)))
+        } else {
+            (0..dataset_len).collect()
+        };
+        if all.len() < total {
+            // Pad with the list's own beginning, repeated as often as needed.
+            let n = all.len();
+            let pad: Vec<usize> = (0..total - n).map(|i| all[i % n]).collect();
+            all.extend(pad);
+        }
+        all.truncate(total);
+        all.into_iter()
+            .skip(self.rank)
+            .step_by(self.num_replicas)
+            .collect()
+    }
+
+    fn set_epoch(&self, epoch: u64) {
+        DistributedSampler::set_epoch(self, epoch);
     }
 }

@@ -42,6 +42,14 @@ pub mod data {
     pub use ember_data::*;
 }
 
+/// Distributed training across processes (`torch.distributed`): process groups on MPI and
+/// NCCL, collectives, `DistributedDataParallel`. Enabled by the `mpi` (and `nccl`) features;
+/// the `DistributedSampler` is in [`data`].
+#[cfg(feature = "mpi")]
+pub mod distributed {
+    pub use ember_distributed::*;
+}
+
 /// CUDA devices (`torch.cuda`).
 pub mod cuda {
     /// True when a CUDA device can be used (always false until the CUDA backend lands).

@@ -255,11 +255,8 @@ impl Tensor {
         self.storage_mut()
             .copy_from(&view, &values, &Layout::contiguous(view.shape()));
         self.bump_version();
-        if self.requires_grad() && is_grad_enabled() {
-            let node_out = record(self.alias(), grad_fn, &[&self.detach_keep_graph()], |g| {
-                smallvec![Some(g.zeros_like())]
-            });
-            self.set_grad_fn(node_out.grad_fn());
+        if needs_grad(&[self]) {
+            self.record_inplace(grad_fn, &[], |g| smallvec![Some(g.zeros_like())]);
         }
         self
     }
