@@ -3,7 +3,7 @@
 
 use crate::graph::{needs_grad, record, Saved};
 use crate::tensor::Tensor;
-use ember_kernels::cpu::result_type;
+use ember_kernels::dtype::result_type;
 use ember_kernels::op::{BinaryOp, CmpOp, UnaryOp};
 use ember_kernels::shape::broadcast_or_panic;
 use ember_kernels::{DType, Scalar};

@@ -261,7 +261,8 @@ pub(crate) fn arange_like(idx: &Tensor, d: usize) -> Tensor {
     let n = idx.shape()[d];
     let mut view = vec![1isize; idx.dim()];
     view[d] = -1;
-    Tensor::from_vec((0..n as i64).collect::<Vec<i64>>(), [n])
+    let range = Storage::arange(0.0, n as f64, 1.0, DType::I64, idx.device());
+    Tensor::from_storage(range, &[n])
         .view(&view[..])
         .expand(idx.shape())
         .contiguous()

@@ -396,33 +396,24 @@ impl Tensor {
     }
 }
 
-/// For each element, the product of the other elements over `dims` (used where an input is 0).
+/// For each element, the product of the other elements over `dims` (used where an input is 0),
+/// from the group's zero count and its product of non-zeros: with no zero it is `p / x`, with one
+/// zero it is `p` at the zero and 0 elsewhere, with more it is 0. Device ops only, O(n).
 fn prod_of_others(x: &Tensor, dims: &[usize]) -> Tensor {
     let _g = crate::no_grad();
-    let shape = x.shape().to_vec();
-    let xs = x.to_vec::<f64>();
-    let layout = ember_kernels::Layout::contiguous(&shape);
-    let mut out = vec![0.0; xs.len()];
-    let strides = layout.strides().to_vec();
-    for (i, o) in out.iter_mut().enumerate() {
-        // Walk the reduction group of element i.
-        let mut idx: Vec<usize> = (0..shape.len())
-            .map(|d| (i / strides[d]) % shape[d].max(1))
-            .collect();
-        let mut p = 1.0;
-        let group: usize = dims.iter().map(|&d| shape[d]).product();
-        for k in 0..group {
-            let mut rem = k;
-            for &d in dims.iter().rev() {
-                idx[d] = rem % shape[d];
-                rem /= shape[d];
-            }
-            let j: usize = idx.iter().zip(&strides).map(|(a, b)| a * b).sum();
-            if j != i {
-                p *= xs[j];
-            }
-        }
-        *o = p;
-    }
-    Tensor::from_vec(out, &shape[..]).to_dtype(x.dtype())
+    let in_shape = x.shape();
+    let is_zero = x.eq(0.0);
+    let zeros = is_zero
+        .to_dtype(DType::I64)
+        .reduce_kernel(dims, ReduceOp::Sum, true)
+        .expand(in_shape);
+    let nonzero = is_zero.logical_not();
+    // Zeros replaced by 1, so the product and the division below see no zero.
+    let x1 = x.masked_fill(&is_zero, 1.0);
+    let p = x1
+        .reduce_kernel(dims, ReduceOp::Prod, true)
+        .expand(in_shape);
+    let without_zero = &p / &x1;
+    let one_zero = p.masked_fill(&nonzero, 0.0);
+    Tensor::where_cond(&zeros.eq(0), &without_zero, &one_zero).masked_fill(&zeros.gt(1), 0.0)
 }

@@ -286,12 +286,3 @@ fn int_unary<T: Num>(op: UnaryOp, v: T) -> T {
     }
 }
 
-/// The dtype an elementwise op between two operands computes in (PyTorch's `result_type`, where
-/// a 0-dim operand does not widen a dimensioned one of the same category).
-pub fn result_type(a: DType, a_dims: usize, b: DType, b_dims: usize) -> DType {
-    match (a_dims == 0, b_dims == 0) {
-        (true, false) if a.category() <= b.category() => b,
-        (false, true) if b.category() <= a.category() => a,
-        _ => DType::promote(a, b),
-    }
-}
