@@ -1,0 +1,561 @@
+//! One CUDA device: its context, its stream, its caching allocator, its loaded kernel modules,
+//! its cuBLAS handle and its error slot. Devices are created on first use and live for the
+//! process.
+//!
+//! Work is queued on one stream per device (PyTorch's default-stream semantics): kernels run in
+//! the order they were launched, so memory freed by the host can be reused by the next launch
+//! at once. The host waits only when it copies data back (`to_cpu`), reads a scalar the API
+//! returns on the host, or calls [`synchronize`]; each of those waits also checks the error
+//! slot, where kernels record bad input (an index out of range, …), and panics with the
+//! message — PyTorch's device-side asserts, reported at the next synchronisation likewise.
+
+use super::alloc::{AllocError, CachingAllocator, DevPtr, MemoryStats, RawAlloc};
+use super::kernels::{module_name, Family};
+use super::nvrtc;
+use crate::dtype::DType;
+use cudarc::driver::{result, sys, CudaContext, CudaModule};
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+/// Why CUDA cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CudaError(pub String);
+
+impl std::fmt::Display for CudaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CudaError {}
+
+/// Whether the CUDA driver library can be loaded. Never panics.
+pub fn driver_present() -> bool {
+    static P: OnceLock<bool> = OnceLock::new();
+    // SAFETY: only tries to dlopen the driver library's candidate names.
+    *P.get_or_init(|| unsafe { sys::is_culib_present() })
+}
+
+/// Whether the cuBLAS library can be loaded. Never panics.
+pub fn cublas_present() -> bool {
+    static P: OnceLock<bool> = OnceLock::new();
+    // SAFETY: only tries to dlopen cuBLAS's candidate names.
+    *P.get_or_init(|| unsafe { cudarc::cublas::sys::is_culib_present() })
+}
+
+/// Number of CUDA devices the driver reports (0 without a driver or a GPU). Never panics.
+pub fn device_count() -> usize {
+    static N: OnceLock<usize> = OnceLock::new();
+    *N.get_or_init(|| {
+        if !driver_present() {
+            return 0;
+        }
+        if result::init().is_err() {
+            return 0;
+        }
+        result::device::get_count().map_or(0, |n| n.max(0) as usize)
+    })
+}
+
+/// Why CUDA is unusable, or `None` when at least one device and every library is there.
+pub fn unavailable_reason() -> Option<String> {
+    if !driver_present() {
+        return Some("the CUDA driver library (libcuda.so) could not be loaded".into());
+    }
+    if device_count() == 0 {
+        return Some("the CUDA driver reports no device".into());
+    }
+    if !nvrtc::is_available() {
+        return Some("NVRTC (libnvrtc.so.13) could not be loaded: install the nvidia-cuda-nvrtc wheel and put its nvidia/cu13/lib on LD_LIBRARY_PATH".into());
+    }
+    if !cublas_present() {
+        return Some("cuBLAS (libcublas.so.13) could not be loaded: install the nvidia-cublas wheel and put its nvidia/cu13/lib on LD_LIBRARY_PATH".into());
+    }
+    None
+}
+
+/// `torch.cuda.is_available()`: a device exists and the driver, NVRTC and cuBLAS load.
+pub fn is_available() -> bool {
+    unavailable_reason().is_none()
+}
+
+/// `cuMemAlloc`/`cuMemFree` for the caching allocator.
+#[derive(Debug)]
+pub struct DriverAlloc {
+    ctx: Arc<CudaContext>,
+}
+
+impl RawAlloc for DriverAlloc {
+    fn alloc(&mut self, bytes: usize) -> Result<DevPtr, AllocError> {
+        self.ctx
+            .bind_to_thread()
+            .map_err(|e| AllocError::Driver(format!("{e:?}")))?;
+        // SAFETY: the context is current; the memory is only handed out through the caching
+        // allocator, which tracks its size.
+        match unsafe { result::malloc_sync(bytes) } {
+            Ok(p) => Ok(p),
+            Err(e) if e.0 == sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY => {
+                Err(AllocError::OutOfMemory {
+                    requested: bytes,
+                    allocated: 0,
+                    reserved: 0,
+                })
+            }
+            Err(e) => Err(AllocError::Driver(format!("{e:?}"))),
+        }
+    }
+
+    fn free(&mut self, ptr: DevPtr, _bytes: usize) {
+        let _ = self.ctx.bind_to_thread();
+        // SAFETY: `ptr` came from `malloc_sync` and the caching allocator frees each segment
+        // once, after the device was synchronised (see `Device::empty_cache`).
+        let _ = unsafe { result::free_sync(ptr) };
+    }
+}
+
+/// A loaded module and the functions looked up in it so far.
+struct Module {
+    module: Arc<CudaModule>,
+    functions: RwLock<HashMap<&'static str, sys::CUfunction>>,
+}
+
+// SAFETY: CUfunction handles are plain identifiers valid in any thread while the module lives;
+// the map is behind a lock.
+unsafe impl Send for Module {}
+// SAFETY: as above.
+unsafe impl Sync for Module {}
+
+/// The page of host-mapped memory kernels report errors into: `[code, a, b, c]`.
+struct ErrorSlot {
+    host: *mut u64,
+    dev: u64,
+}
+
+// SAFETY: the slot is written by kernels and read by the host only after a synchronisation.
+unsafe impl Send for ErrorSlot {}
+// SAFETY: as above.
+unsafe impl Sync for ErrorSlot {}
+
+/// The CUBINs compiled or read in this process, by (family, dtype, arch): a second device of
+/// the same architecture loads them without asking NVRTC or the disk again.
+fn cubin(family: Family, dtype: DType, arch: u32) -> Result<Arc<Vec<u8>>, String> {
+    type Cubins = Mutex<HashMap<(Family, DType, u32), Arc<Vec<u8>>>>;
+    static CUBINS: OnceLock<Cubins> = OnceLock::new();
+    let map = CUBINS.get_or_init(Default::default);
+    if let Some(c) = map.lock().unwrap().get(&(family, dtype, arch)) {
+        return Ok(c.clone());
+    }
+    // Compile outside the lock: other modules may compile meanwhile.
+    let (bin, _) = nvrtc::module_cubin(family, dtype, arch).map_err(|e| e.to_string())?;
+    let bin = Arc::new(bin);
+    map.lock()
+        .unwrap()
+        .insert((family, dtype, arch), bin.clone());
+    Ok(bin)
+}
+
+type ModuleSlot = OnceLock<Result<Module, String>>;
+
+/// A CUDA device in use by this process.
+pub struct Device {
+    ordinal: usize,
+    ctx: Arc<CudaContext>,
+    stream: sys::CUstream,
+    arch: u32,
+    name: String,
+    alloc: Mutex<CachingAllocator<DriverAlloc>>,
+    modules: Vec<ModuleSlot>,
+    errors: ErrorSlot,
+    blas: OnceLock<Result<super::blas::Blas, String>>,
+}
+
+// SAFETY: the raw stream handle may be used from any thread once the context is bound (every
+// entry point binds it); all mutable state is behind locks.
+unsafe impl Send for Device {}
+// SAFETY: as above.
+unsafe impl Sync for Device {}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cuda:{} ({}, sm_{})", self.ordinal, self.name, self.arch)
+    }
+}
+
+type DeviceSlot = OnceLock<Result<Arc<Device>, CudaError>>;
+
+fn devices() -> &'static Vec<DeviceSlot> {
+    static D: OnceLock<Vec<DeviceSlot>> = OnceLock::new();
+    D.get_or_init(|| (0..device_count()).map(|_| OnceLock::new()).collect())
+}
+
+/// Panics with a CUDA error in PyTorch's style.
+#[track_caller]
+pub fn fail(what: &str, e: impl std::fmt::Debug) -> ! {
+    panic!("CUDA error: {what}: {e:?}")
+}
+
+impl Device {
+    /// The device with this ordinal, created on first use.
+    pub fn get(ordinal: usize) -> Result<Arc<Device>, CudaError> {
+        if let Some(why) = unavailable_reason() {
+            return Err(CudaError(format!(
+                "cuda:{ordinal} was requested but CUDA is not available: {why}"
+            )));
+        }
+        let slot = devices().get(ordinal).ok_or_else(|| {
+            CudaError(format!(
+                "CUDA error: invalid device ordinal {ordinal} ({} CUDA device(s) available)",
+                device_count()
+            ))
+        })?;
+        slot.get_or_init(|| Device::create(ordinal).map(Arc::new))
+            .clone()
+    }
+
+    /// [`Device::get`], panicking with its message (for ops handed a `Device::Cuda(i)`).
+    #[track_caller]
+    pub fn expect(ordinal: usize) -> Arc<Device> {
+        Device::get(ordinal).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn create(ordinal: usize) -> Result<Device, CudaError> {
+        let e = |what: &str, err: result::DriverError| {
+            CudaError(format!("CUDA error on cuda:{ordinal}: {what}: {err:?}"))
+        };
+        let ctx = CudaContext::new(ordinal).map_err(|x| e("creating the context", x))?;
+        // SAFETY: Ember never uses cudarc's CudaSlice (whose cross-stream bookkeeping event
+        // tracking is), only raw allocations ordered on one stream.
+        unsafe { ctx.disable_event_tracking() };
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(|x| e("reading the compute capability", x))?;
+        let name = ctx.name().unwrap_or_else(|_| "unknown".into());
+        let stream = result::stream::create(result::stream::StreamKind::NonBlocking)
+            .map_err(|x| e("creating the stream", x))?;
+        // SAFETY: the context is current (CudaContext::new binds it); 32 bytes of pinned,
+        // device-mapped host memory, zeroed before any kernel can see it.
+        let errors = unsafe {
+            let host = result::malloc_host(32, sys::CU_MEMHOSTALLOC_DEVICEMAP)
+                .map_err(|x| e("allocating the error slot", x))? as *mut u64;
+            std::ptr::write_bytes(host, 0, 4);
+            let mut dev: sys::CUdeviceptr = 0;
+            sys::cuMemHostGetDevicePointer_v2(&mut dev, host as *mut c_void, 0)
+                .result()
+                .map_err(|x| e("mapping the error slot", x))?;
+            ErrorSlot { host, dev }
+        };
+        Ok(Device {
+            ordinal,
+            alloc: Mutex::new(CachingAllocator::new(DriverAlloc { ctx: ctx.clone() })),
+            ctx,
+            stream,
+            arch: (major * 10 + minor) as u32,
+            name,
+            modules: (0..Family::ALL.len() * DType::ALL.len())
+                .map(|_| OnceLock::new())
+                .collect(),
+            errors,
+            blas: OnceLock::new(),
+        })
+    }
+
+    /// The ordinal.
+    pub fn ordinal(&self) -> usize {
+        self.ordinal
+    }
+
+    /// Compute capability as `major * 10 + minor`.
+    pub fn arch(&self) -> u32 {
+        self.arch
+    }
+
+    /// The device's name (`NVIDIA H200`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The stream all work of this device is queued on.
+    pub fn stream(&self) -> sys::CUstream {
+        self.stream
+    }
+
+    /// Makes this device's context current on the calling thread.
+    pub fn bind(&self) {
+        if let Err(e) = self.ctx.bind_to_thread() {
+            fail("binding the context", e);
+        }
+    }
+
+    /// `bytes` bytes of device memory from the caching allocator (none for 0 bytes).
+    pub fn alloc(self: &Arc<Self>, bytes: usize) -> DevBuf {
+        if bytes == 0 {
+            return DevBuf {
+                ptr: 0,
+                bytes: 0,
+                dev: self.clone(),
+            };
+        }
+        let r = self.alloc.lock().unwrap().alloc(bytes, 0);
+        match r {
+            Ok((ptr, _)) => DevBuf {
+                ptr,
+                bytes,
+                dev: self.clone(),
+            },
+            Err(e) => panic!("{e} (on cuda:{})", self.ordinal),
+        }
+    }
+
+    /// The allocator's counters.
+    pub fn memory_stats(&self) -> MemoryStats {
+        self.alloc.lock().unwrap().stats()
+    }
+
+    /// Restarts the allocator's peak counters.
+    pub fn reset_peak_memory_stats(&self) {
+        self.alloc.lock().unwrap().reset_peak();
+    }
+
+    /// Returns unused cached memory to the driver (after the device finished its work, since a
+    /// block freed by the host may still be read by queued kernels).
+    pub fn empty_cache(&self) {
+        self.synchronize();
+        self.alloc.lock().unwrap().empty_cache();
+    }
+
+    /// Waits for all queued work, then panics if a kernel reported an error.
+    pub fn synchronize(&self) {
+        self.bind();
+        // SAFETY: the stream belongs to this device's context, which is current.
+        if let Err(e) = unsafe { result::stream::synchronize(self.stream) } {
+            fail("synchronizing the device", e);
+        }
+        self.check_errors();
+    }
+
+    /// The device address of the error slot, for kernels that validate their input.
+    pub fn error_slot(&self) -> u64 {
+        self.errors.dev
+    }
+
+    /// Panics with the first error a kernel recorded since the last check (and clears it).
+    /// Call only after a synchronisation.
+    pub fn check_errors(&self) {
+        // SAFETY: the slot is 4 valid u64s of pinned memory; after the synchronisation no
+        // kernel writes it. Volatile: the device wrote it behind the compiler's back.
+        let [code, a, b, c] =
+            std::array::from_fn(|i| unsafe { std::ptr::read_volatile(self.errors.host.add(i)) });
+        if code == 0 {
+            return;
+        }
+        // SAFETY: as above; clearing lets later computations report again.
+        unsafe { std::ptr::write_bytes(self.errors.host, 0, 4) };
+        panic!("{}", super::errors::message(code, a, b, c));
+    }
+
+    /// The function `name` of module (`family`, `dtype`), compiling or loading the module on
+    /// first use.
+    pub fn function(&self, family: Family, dtype: DType, name: &'static str) -> sys::CUfunction {
+        let slot = &self.modules[family.index() * DType::ALL.len() + dtype as usize];
+        let module = slot.get_or_init(|| {
+            let bin = cubin(family, dtype, self.arch)?;
+            self.bind();
+            let module = self
+                .ctx
+                .load_module(cudarc::nvrtc::Ptx::from_binary(bin.to_vec()))
+                .map_err(|e| {
+                    format!(
+                        "loading {} for sm_{} on cuda:{}: {e:?}",
+                        module_name(family, dtype),
+                        self.arch,
+                        self.ordinal
+                    )
+                })?;
+            Ok(Module {
+                module,
+                functions: RwLock::new(HashMap::new()),
+            })
+        });
+        let module = match module {
+            Ok(m) => m,
+            Err(e) => panic!("CUDA kernels unavailable: {e}"),
+        };
+        if let Some(&f) = module.functions.read().unwrap().get(name) {
+            return f;
+        }
+        let f = module
+            .module
+            .load_function(name)
+            .unwrap_or_else(|e| fail(&format!("kernel {name} not found"), e))
+            .cu_function();
+        module.functions.write().unwrap().insert(name, f);
+        f
+    }
+
+    /// Launches `f` on this device's stream. `args` points at each kernel argument (values
+    /// that outlive the call; the driver copies them before returning).
+    ///
+    /// # Safety
+    /// `args` must match the kernel's parameter list in number, order and layout, and every
+    /// device address in them must be valid for the accesses the kernel makes.
+    pub unsafe fn launch(
+        &self,
+        f: sys::CUfunction,
+        grid: (u32, u32, u32),
+        block: u32,
+        shared: u32,
+        args: &mut [*mut c_void],
+    ) {
+        if grid.0 == 0 || grid.1 == 0 || grid.2 == 0 {
+            return;
+        }
+        self.bind();
+        let r = sys::cuLaunchKernel(
+            f,
+            grid.0,
+            grid.1,
+            grid.2,
+            block,
+            1,
+            1,
+            shared,
+            self.stream,
+            args.as_mut_ptr(),
+            std::ptr::null_mut(),
+        );
+        if r != sys::CUresult::CUDA_SUCCESS {
+            fail("launching a kernel", result::DriverError(r));
+        }
+    }
+
+    /// Copies `bytes` bytes between device buffers, queued on the stream.
+    pub fn copy_dtod(&self, dst: u64, src: u64, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        self.bind();
+        // SAFETY: callers pass ranges inside live buffers of this device.
+        let r = unsafe { sys::cuMemcpyDtoDAsync_v2(dst, src, bytes, self.stream) };
+        if r != sys::CUresult::CUDA_SUCCESS {
+            fail("copying on the device", result::DriverError(r));
+        }
+    }
+
+    /// Sets `bytes` bytes to zero, queued on the stream.
+    pub fn zero(&self, dst: u64, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        self.bind();
+        // SAFETY: callers pass a range inside a live buffer of this device.
+        let r = unsafe { sys::cuMemsetD8Async(dst, 0, bytes, self.stream) };
+        if r != sys::CUresult::CUDA_SUCCESS {
+            fail("clearing device memory", result::DriverError(r));
+        }
+    }
+
+    /// Copies host values to the device (waits for the copy: the source is pageable memory).
+    pub fn upload<T: Copy>(&self, dst: u64, src: &[T]) {
+        if src.is_empty() {
+            return;
+        }
+        self.bind();
+        // SAFETY: `dst` has room for `src` (callers allocate it so); the copy of pageable
+        // memory completes before `cuMemcpyHtoDAsync` returns, so `src` may be dropped after.
+        unsafe {
+            if let Err(e) = result::memcpy_htod_async(dst, src, self.stream) {
+                fail("copying to the device", e);
+            }
+        }
+    }
+
+    /// Copies device values to the host and waits for them (then checks the error slot).
+    pub fn download<T: Copy>(&self, dst: &mut [T], src: u64) {
+        if !dst.is_empty() {
+            self.bind();
+            // SAFETY: `src` holds at least `dst.len()` values of `T` (callers guarantee it);
+            // the synchronisation below completes the copy before `dst` is read.
+            unsafe {
+                if let Err(e) = result::memcpy_dtoh_async(dst, src, self.stream) {
+                    fail("copying to the host", e);
+                }
+            }
+        }
+        self.synchronize();
+    }
+
+    /// cuBLAS on this device's stream, created on first use.
+    pub fn blas(&self) -> &super::blas::Blas {
+        let b = self.blas.get_or_init(|| {
+            self.bind();
+            super::blas::Blas::new(self.stream)
+        });
+        match b {
+            Ok(b) => b,
+            Err(e) => panic!("cuBLAS unavailable on cuda:{}: {e}", self.ordinal),
+        }
+    }
+}
+
+/// A block of device memory from a device's caching allocator, returned to it on drop.
+pub struct DevBuf {
+    ptr: u64,
+    bytes: usize,
+    dev: Arc<Device>,
+}
+
+impl DevBuf {
+    /// The device address (0 for an empty buffer).
+    pub fn ptr(&self) -> u64 {
+        self.ptr
+    }
+
+    /// Size in bytes.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The device holding the memory.
+    pub fn device(&self) -> &Arc<Device> {
+        &self.dev
+    }
+}
+
+impl Drop for DevBuf {
+    fn drop(&mut self) {
+        if self.bytes > 0 {
+            // Work already queued may still use the block: the allocator hands it out only to
+            // later work on the same stream, which runs after.
+            self.dev.alloc.lock().unwrap().free(self.ptr);
+        }
+    }
+}
+
+impl std::fmt::Debug for DevBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "DevBuf({:#x}, {} bytes, cuda:{})",
+            self.ptr, self.bytes, self.dev.ordinal
+        )
+    }
+}
+
+/// Waits for all work queued on every device in use (`torch.cuda.synchronize()`).
+pub fn synchronize() {
+    for d in devices().iter().filter_map(|s| s.get()).flatten() {
+        d.synchronize();
+    }
+}
+
+/// The kernel argument pointer array of a launch: `cuda_args![a, b, c]` points at each of
+/// the local variables `a`, `b`, `c` (variables, not expressions: a pointer to a temporary
+/// would dangle by the time of the launch).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! cuda_args {
+    ($($a:ident),* $(,)?) => {
+        [$(&$a as *const _ as *mut ::std::ffi::c_void),*]
+    };
+}
