@@ -567,9 +567,10 @@ mod tests {
             capacity: Some(40 << 20),
             ..Default::default()
         });
-        let (p, _) = a.alloc(30 << 20, 0).unwrap();
+        let (p, _) = a.alloc(30 << 20, 1).unwrap();
         a.free(p);
-        // 30 MiB are cached; 20 more do not fit next to them, but fit once they are released.
+        // 30 MiB are cached for stream 1; 20 MiB for stream 0 do not fit next to them, but fit
+        // once they are released.
         let (_, s) = a.alloc(20 << 20, 0).unwrap();
         assert_eq!(s, 20 << 20);
         assert_eq!(a.stats().driver_frees, 1);

@@ -126,13 +126,16 @@ unsafe impl Send for Module {}
 // SAFETY: as above.
 unsafe impl Sync for Module {}
 
-/// The page of host-mapped memory kernels report errors into: `[code, a, b, c]`.
+/// Where kernels report errors: `[code, a, b, c]` in device memory, copied into a pinned host
+/// buffer at each synchronisation (device atomics on mapped host memory need PCIe atomics,
+/// which not every system has).
 struct ErrorSlot {
     host: *mut u64,
     dev: u64,
 }
 
-// SAFETY: the slot is written by kernels and read by the host only after a synchronisation.
+// SAFETY: the host buffer is written by the stream's copy and read only after the stream
+// synchronised; the device slot is only touched by kernels and stream-ordered copies.
 unsafe impl Send for ErrorSlot {}
 // SAFETY: as above.
 unsafe impl Sync for ErrorSlot {}
@@ -233,16 +236,14 @@ impl Device {
         let name = ctx.name().unwrap_or_else(|_| "unknown".into());
         let stream = result::stream::create(result::stream::StreamKind::NonBlocking)
             .map_err(|x| e("creating the stream", x))?;
-        // SAFETY: the context is current (CudaContext::new binds it); 32 bytes of pinned,
-        // device-mapped host memory, zeroed before any kernel can see it.
+        // SAFETY: the context is current (CudaContext::new binds it); 32 bytes of device
+        // memory, zeroed before any kernel can see it, and 32 bytes of pinned host memory.
         let errors = unsafe {
-            let host = result::malloc_host(32, sys::CU_MEMHOSTALLOC_DEVICEMAP)
-                .map_err(|x| e("allocating the error slot", x))? as *mut u64;
+            let host = result::malloc_host(32, 0).map_err(|x| e("allocating the error slot", x))?
+                as *mut u64;
             std::ptr::write_bytes(host, 0, 4);
-            let mut dev: sys::CUdeviceptr = 0;
-            sys::cuMemHostGetDevicePointer_v2(&mut dev, host as *mut c_void, 0)
-                .result()
-                .map_err(|x| e("mapping the error slot", x))?;
+            let dev = result::malloc_sync(32).map_err(|x| e("allocating the error slot", x))?;
+            result::memset_d8_sync(dev, 0, 32).map_err(|x| e("clearing the error slot", x))?;
             ErrorSlot { host, dev }
         };
         Ok(Device {
@@ -327,9 +328,22 @@ impl Device {
     /// Waits for all queued work, then panics if a kernel reported an error.
     pub fn synchronize(&self) {
         self.bind();
-        // SAFETY: the stream belongs to this device's context, which is current.
-        if let Err(e) = unsafe { result::stream::synchronize(self.stream) } {
-            fail("synchronizing the device", e);
+        // SAFETY: the error slot's device and host buffers are 32 bytes each and live as long
+        // as the device; the copy is ordered after every kernel queued so far, and the stream
+        // synchronisation completes it before `check_errors` reads the host buffer.
+        unsafe {
+            let r = sys::cuMemcpyDtoHAsync_v2(
+                self.errors.host as *mut c_void,
+                self.errors.dev,
+                32,
+                self.stream,
+            );
+            if r != sys::CUresult::CUDA_SUCCESS {
+                fail("reading the error slot", result::DriverError(r));
+            }
+            if let Err(e) = result::stream::synchronize(self.stream) {
+                fail("synchronizing the device", e);
+            }
         }
         self.check_errors();
     }
@@ -339,18 +353,22 @@ impl Device {
         self.errors.dev
     }
 
-    /// Panics with the first error a kernel recorded since the last check (and clears it).
-    /// Call only after a synchronisation.
-    pub fn check_errors(&self) {
-        // SAFETY: the slot is 4 valid u64s of pinned memory; after the synchronisation no
-        // kernel writes it. Volatile: the device wrote it behind the compiler's back.
+    /// Panics with the first error a kernel recorded up to the last [`Device::synchronize`]
+    /// (and clears it, so that later computations can report again).
+    fn check_errors(&self) {
+        // SAFETY: the host buffer is 4 valid u64s of pinned memory, filled by the copy the
+        // synchronisation completed. Volatile: the DMA engine wrote it behind the compiler.
         let [code, a, b, c] =
             std::array::from_fn(|i| unsafe { std::ptr::read_volatile(self.errors.host.add(i)) });
         if code == 0 {
             return;
         }
-        // SAFETY: as above; clearing lets later computations report again.
-        unsafe { std::ptr::write_bytes(self.errors.host, 0, 4) };
+        // SAFETY: as above; the device slot is cleared in stream order (no kernel is running:
+        // the stream just synchronised).
+        unsafe {
+            std::ptr::write_bytes(self.errors.host, 0, 4);
+            let _ = sys::cuMemsetD8Async(self.errors.dev, 0, 32, self.stream);
+        }
         panic!("{}", super::errors::message(code, a, b, c));
     }
 

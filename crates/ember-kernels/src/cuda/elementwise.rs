@@ -11,6 +11,7 @@ use crate::dtype::{DType, Scalar};
 use crate::layout::Layout;
 use crate::op::{BinaryOp, CmpOp, UnaryOp};
 use crate::{cuda_args, kname};
+use smallvec::{smallvec, SmallVec};
 
 /// The kernel parameters of `op` on dtype `d` (which must support it).
 pub fn unary_params(op: UnaryOp, d: DType) -> UnaryP {
@@ -159,7 +160,8 @@ impl CudaStorage {
         let f = dev.function(Family::Elementwise, dtype, kname!("binary", dtype));
         let code = binary_code(op);
         let err = dev.error_slot();
-        let ops: Vec<Operand<'_>> = std::iter::once(out).chain([a]).chain(b).collect();
+        // (A SmallVec: the launch path allocates nothing on the heap.)
+        let ops: SmallVec<[Operand<'_>; 3]> = std::iter::once(out).chain([a]).chain(b).collect();
         for_each_launch(shape, &ops, |p, g, contig, grid, block| {
             let (o, x, y, g) = (p[0], p[1], if ops.len() == 3 { p[2] } else { p[1] }, *g);
             let mut args = cuda_args![o, x, y, g, contig, code, mode, s, err];
@@ -298,7 +300,7 @@ impl CudaStorage {
         );
         let code = cmp_code(op);
         let lo = Layout::contiguous(la.shape());
-        let mut ops = vec![out.operand(&lo), self.operand(la)];
+        let mut ops: SmallVec<[Operand<'_>; 3]> = smallvec![out.operand(&lo), self.operand(la)];
         if let Some((r, lb)) = rhs {
             ops.push(r.operand(lb));
         }
@@ -347,7 +349,7 @@ impl CudaStorage {
         let dev = bs.device_arc().clone();
         let f = dev.function(Family::Elementwise, bs.dtype(), kname!("where", bs.dtype()));
         let lo = Layout::contiguous(shape);
-        let mut ops = vec![out.operand(&lo), c.operand(lc)];
+        let mut ops: SmallVec<[Operand<'_>; 4]> = smallvec![out.operand(&lo), c.operand(lc)];
         let mode = match a {
             Some((x, la)) => {
                 same_device("where", c, x);

@@ -63,9 +63,12 @@ fn float_gemm(
         alpha,
         beta,
     };
+    let blas = dev.blas();
+    // cuBLAS works in the context current on the calling thread.
+    dev.bind();
     // SAFETY: the operand addresses and views reach only elements of their layouts, which
     // the callers checked against their storages; `c` holds B·M·N elements.
-    unsafe { dev.blas().gemm(a.dtype() == DType::F64, &call) };
+    unsafe { blas.gemm(a.dtype() == DType::F64, &call) };
 }
 
 /// A GEMM operand `(address, view, batch stride)`: the column-major `rows × cols` matrix whose

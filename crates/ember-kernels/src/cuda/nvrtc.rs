@@ -208,27 +208,68 @@ mod tests {
         }
         let dir = std::env::temp_dir().join(format!("ember-nvrtc-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        // Every (arch, module) pair, compiled by a few threads (NVRTC is thread-safe for
+        // separate programs).
+        let jobs: Vec<(u32, Family, DType)> = [80, 90]
+            .into_iter()
+            .flat_map(|a| all_modules().into_iter().map(move |(f, d)| (a, f, d)))
+            .collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(2, 8);
+        type Outcome = (
+            u32,
+            Family,
+            DType,
+            Result<(Vec<u8>, Origin), CompileError>,
+            f64,
+        );
+        let results: Vec<Outcome> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut out = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(&(arch, f, d)) = jobs.get(i) else {
+                                return out;
+                            };
+                            let t = std::time::Instant::now();
+                            let r = module_cubin_in(Some(&dir), f, d, arch);
+                            out.push((arch, f, d, r, t.elapsed().as_secs_f64()));
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap())
+                .collect()
+        });
         let (mut modules, mut kernels, mut bytes) = (0, 0, 0);
         let mut failures = Vec::new();
-        for arch in [80, 90] {
-            for (f, d) in all_modules() {
-                match module_cubin_in(Some(&dir), f, d, arch) {
-                    Ok((cubin, origin)) => {
-                        assert_eq!(origin, Origin::Compiled);
-                        for k in expected_kernels(f, d) {
-                            let sym = format!("{k}\0");
-                            assert!(
-                                cubin.windows(sym.len()).any(|w| w == sym.as_bytes()),
-                                "{} for sm_{arch} does not export {k}",
-                                module_name(f, d)
-                            );
-                            kernels += 1;
-                        }
-                        modules += 1;
-                        bytes += cubin.len();
+        let mut slowest = (0.0, String::new());
+        for (arch, f, d, r, secs) in results {
+            if secs > slowest.0 {
+                slowest = (secs, format!("{} for sm_{arch}", module_name(f, d)));
+            }
+            match r {
+                Ok((cubin, origin)) => {
+                    assert_eq!(origin, Origin::Compiled);
+                    for k in expected_kernels(f, d) {
+                        let sym = format!("{k}\0");
+                        assert!(
+                            cubin.windows(sym.len()).any(|w| w == sym.as_bytes()),
+                            "{} for sm_{arch} does not export {k}",
+                            module_name(f, d)
+                        );
+                        kernels += 1;
                     }
-                    Err(e) => failures.push(e.to_string()),
+                    modules += 1;
+                    bytes += cubin.len();
                 }
+                Err(e) => failures.push(e.to_string()),
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -238,8 +279,10 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let (maj, min) = version();
         println!(
-            "NVRTC {maj}.{min}: compiled {modules} modules ({kernels} kernels, {} KiB of CUBIN) for sm_80 and sm_90",
-            bytes / 1024
+            "NVRTC {maj}.{min}: compiled {modules} modules ({kernels} kernels, {} KiB of CUBIN) for sm_80 and sm_90; slowest {:.1} s ({})",
+            bytes / 1024,
+            slowest.0,
+            slowest.1
         );
         assert!(modules > 0);
     }

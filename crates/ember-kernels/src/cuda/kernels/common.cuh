@@ -39,14 +39,13 @@ struct RedGeom {
 
 // ---- error slot -------------------------------------------------------------------------
 // A kernel that finds bad input (an index out of range, …) records the first error in a
-// slot of host-mapped memory; the host reads it at its next synchronisation and panics with
+// 4-word slot of device memory; the host reads it at its next synchronisation and panics with
 // the message (device.rs), as PyTorch reports device-side asserts.
 __device__ __forceinline__ void report(u64* err, u64 code, u64 a, u64 b, u64 c) {
     if (atomicCAS(err, 0ULL, code) == 0ULL) {
         err[1] = a;
         err[2] = b;
         err[3] = c;
-        __threadfence_system();
     }
 }
 
