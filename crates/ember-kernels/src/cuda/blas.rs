@@ -50,7 +50,8 @@ pub struct GemmCall {
     pub beta: f64,
 }
 
-/// A cuBLAS handle bound to a device's stream.
+/// A cuBLAS handle bound to a device's stream (null for the host emulator, which computes
+/// GEMMs by definition).
 pub struct Blas {
     handle: sys::cublasHandle_t,
     /// Serialises calls (the handle's math mode is state) and remembers that mode.
@@ -71,6 +72,14 @@ fn check(what: &str, s: sys::cublasStatus_t) -> Result<(), String> {
 }
 
 impl Blas {
+    /// The host emulator's stand-in (`EMBER_CUDA_EMULATE=1`).
+    pub fn emulated() -> Blas {
+        Blas {
+            handle: std::ptr::null_mut(),
+            state: Mutex::new(false),
+        }
+    }
+
     /// A handle whose work goes to `stream` (the device's context must be current).
     pub fn new(stream: cudarc::driver::sys::CUstream) -> Result<Blas, String> {
         let mut handle: sys::cublasHandle_t = std::ptr::null_mut();
@@ -99,6 +108,9 @@ impl Blas {
     /// elements the views and batch strides reach.
     pub unsafe fn gemm(&self, f64: bool, call: &GemmCall) {
         let mut tf32 = self.state.lock().unwrap();
+        if self.handle.is_null() {
+            return super::emulate::gemm(f64, call);
+        }
         let want = !f64 && allow_tf32();
         if *tf32 != want {
             let mode = if want {
@@ -178,9 +190,11 @@ impl Blas {
 
 impl Drop for Blas {
     fn drop(&mut self) {
-        // SAFETY: created by cublasCreate, destroyed once.
-        unsafe {
-            sys::cublasDestroy_v2(self.handle);
+        if !self.handle.is_null() {
+            // SAFETY: created by cublasCreate, destroyed once.
+            unsafe {
+                sys::cublasDestroy_v2(self.handle);
+            }
         }
     }
 }

@@ -11,7 +11,7 @@
 
 use super::alloc::{AllocError, CachingAllocator, DevPtr, MemoryStats, RawAlloc};
 use super::kernels::{module_name, Family};
-use super::nvrtc;
+use super::{emulate, nvrtc};
 use crate::dtype::DType;
 use cudarc::driver::{result, sys, CudaContext, CudaModule};
 use std::collections::HashMap;
@@ -48,6 +48,9 @@ pub fn cublas_present() -> bool {
 pub fn device_count() -> usize {
     static N: OnceLock<usize> = OnceLock::new();
     *N.get_or_init(|| {
+        if emulate::enabled() {
+            return 1;
+        }
         if !driver_present() {
             return 0;
         }
@@ -60,6 +63,9 @@ pub fn device_count() -> usize {
 
 /// Why CUDA is unusable, or `None` when at least one device and every library is there.
 pub fn unavailable_reason() -> Option<String> {
+    if emulate::enabled() {
+        return None;
+    }
     if !driver_present() {
         return Some("the CUDA driver library (libcuda.so) could not be loaded".into());
     }
@@ -114,9 +120,39 @@ impl RawAlloc for DriverAlloc {
     }
 }
 
+/// The raw allocator of a device: the driver, or host memory for the emulator.
+#[derive(Debug)]
+pub enum Raw {
+    /// `cuMemAlloc`.
+    Driver(DriverAlloc),
+    /// Host memory (`EMBER_CUDA_EMULATE=1`).
+    Host(emulate::HostAlloc),
+}
+
+impl RawAlloc for Raw {
+    fn alloc(&mut self, bytes: usize) -> Result<DevPtr, AllocError> {
+        match self {
+            Raw::Driver(d) => d.alloc(bytes),
+            Raw::Host(h) => h.alloc(bytes),
+        }
+    }
+    fn free(&mut self, ptr: DevPtr, bytes: usize) {
+        match self {
+            Raw::Driver(d) => d.free(ptr, bytes),
+            Raw::Host(h) => h.free(ptr, bytes),
+        }
+    }
+}
+
+/// A loaded module: a CUDA module, or the emulator's host library.
+enum Loaded {
+    Driver(Arc<CudaModule>),
+    Emulated(emulate::EmuModule),
+}
+
 /// A loaded module and the functions looked up in it so far.
 struct Module {
-    module: Arc<CudaModule>,
+    module: Loaded,
     functions: RwLock<HashMap<&'static str, sys::CUfunction>>,
 }
 
@@ -160,14 +196,22 @@ fn cubin(family: Family, dtype: DType, arch: u32) -> Result<Arc<Vec<u8>>, String
 
 type ModuleSlot = OnceLock<Result<Module, String>>;
 
+/// How a device runs work: the CUDA driver, or the host emulator (tests without a GPU).
+enum Backend {
+    Driver {
+        ctx: Arc<CudaContext>,
+        stream: sys::CUstream,
+    },
+    Emulated,
+}
+
 /// A CUDA device in use by this process.
 pub struct Device {
     ordinal: usize,
-    ctx: Arc<CudaContext>,
-    stream: sys::CUstream,
+    backend: Backend,
     arch: u32,
     name: String,
-    alloc: Mutex<CachingAllocator<DriverAlloc>>,
+    alloc: Mutex<CachingAllocator<Raw>>,
     modules: Vec<ModuleSlot>,
     errors: ErrorSlot,
     blas: OnceLock<Result<super::blas::Blas, String>>,
@@ -223,6 +267,25 @@ impl Device {
     }
 
     fn create(ordinal: usize) -> Result<Device, CudaError> {
+        if emulate::enabled() {
+            let host = Box::into_raw(Box::new([0u64; 4])) as *mut u64;
+            return Ok(Device {
+                ordinal,
+                backend: Backend::Emulated,
+                arch: 90,
+                name: "host emulation".into(),
+                alloc: Mutex::new(CachingAllocator::new(Raw::Host(emulate::HostAlloc))),
+                modules: (0..Family::ALL.len() * DType::ALL.len())
+                    .map(|_| OnceLock::new())
+                    .collect(),
+                // One host buffer serves as both sides of the slot.
+                errors: ErrorSlot {
+                    host,
+                    dev: host as u64,
+                },
+                blas: OnceLock::new(),
+            });
+        }
         let e = |what: &str, err: result::DriverError| {
             CudaError(format!("CUDA error on cuda:{ordinal}: {what}: {err:?}"))
         };
@@ -248,9 +311,10 @@ impl Device {
         };
         Ok(Device {
             ordinal,
-            alloc: Mutex::new(CachingAllocator::new(DriverAlloc { ctx: ctx.clone() })),
-            ctx,
-            stream,
+            alloc: Mutex::new(CachingAllocator::new(Raw::Driver(DriverAlloc {
+                ctx: ctx.clone(),
+            }))),
+            backend: Backend::Driver { ctx, stream },
             arch: (major * 10 + minor) as u32,
             name,
             modules: (0..Family::ALL.len() * DType::ALL.len())
@@ -276,15 +340,25 @@ impl Device {
         &self.name
     }
 
-    /// The stream all work of this device is queued on.
+    /// Whether this is the host emulator (`EMBER_CUDA_EMULATE=1`).
+    pub fn is_emulated(&self) -> bool {
+        matches!(self.backend, Backend::Emulated)
+    }
+
+    /// The stream all work of this device is queued on (null for the emulator).
     pub fn stream(&self) -> sys::CUstream {
-        self.stream
+        match &self.backend {
+            Backend::Driver { stream, .. } => *stream,
+            Backend::Emulated => std::ptr::null_mut(),
+        }
     }
 
     /// Makes this device's context current on the calling thread.
     pub fn bind(&self) {
-        if let Err(e) = self.ctx.bind_to_thread() {
-            fail("binding the context", e);
+        if let Backend::Driver { ctx, .. } = &self.backend {
+            if let Err(e) = ctx.bind_to_thread() {
+                fail("binding the context", e);
+            }
         }
     }
 
@@ -327,22 +401,24 @@ impl Device {
 
     /// Waits for all queued work, then panics if a kernel reported an error.
     pub fn synchronize(&self) {
-        self.bind();
-        // SAFETY: the error slot's device and host buffers are 32 bytes each and live as long
-        // as the device; the copy is ordered after every kernel queued so far, and the stream
-        // synchronisation completes it before `check_errors` reads the host buffer.
-        unsafe {
-            let r = sys::cuMemcpyDtoHAsync_v2(
-                self.errors.host as *mut c_void,
-                self.errors.dev,
-                32,
-                self.stream,
-            );
-            if r != sys::CUresult::CUDA_SUCCESS {
-                fail("reading the error slot", result::DriverError(r));
-            }
-            if let Err(e) = result::stream::synchronize(self.stream) {
-                fail("synchronizing the device", e);
+        if let Backend::Driver { stream, .. } = &self.backend {
+            self.bind();
+            // SAFETY: the error slot's device and host buffers are 32 bytes each and live as
+            // long as the device; the copy is ordered after every kernel queued so far, and the
+            // stream synchronisation completes it before `check_errors` reads the host buffer.
+            unsafe {
+                let r = sys::cuMemcpyDtoHAsync_v2(
+                    self.errors.host as *mut c_void,
+                    self.errors.dev,
+                    32,
+                    *stream,
+                );
+                if r != sys::CUresult::CUDA_SUCCESS {
+                    fail("reading the error slot", result::DriverError(r));
+                }
+                if let Err(e) = result::stream::synchronize(*stream) {
+                    fail("synchronizing the device", e);
+                }
             }
         }
         self.check_errors();
@@ -357,7 +433,8 @@ impl Device {
     /// (and clears it, so that later computations can report again).
     fn check_errors(&self) {
         // SAFETY: the host buffer is 4 valid u64s of pinned memory, filled by the copy the
-        // synchronisation completed. Volatile: the DMA engine wrote it behind the compiler.
+        // synchronisation completed (the emulator's kernels write it directly and have
+        // finished). Volatile: it was written behind the compiler's back.
         let [code, a, b, c] =
             std::array::from_fn(|i| unsafe { std::ptr::read_volatile(self.errors.host.add(i)) });
         if code == 0 {
@@ -367,7 +444,9 @@ impl Device {
         // the stream just synchronised).
         unsafe {
             std::ptr::write_bytes(self.errors.host, 0, 4);
-            let _ = sys::cuMemsetD8Async(self.errors.dev, 0, 32, self.stream);
+            if let Backend::Driver { stream, .. } = &self.backend {
+                let _ = sys::cuMemsetD8Async(self.errors.dev, 0, 32, *stream);
+            }
         }
         panic!("{}", super::errors::message(code, a, b, c));
     }
@@ -377,19 +456,24 @@ impl Device {
     pub fn function(&self, family: Family, dtype: DType, name: &'static str) -> sys::CUfunction {
         let slot = &self.modules[family.index() * DType::ALL.len() + dtype as usize];
         let module = slot.get_or_init(|| {
-            let bin = cubin(family, dtype, self.arch)?;
-            self.bind();
-            let module = self
-                .ctx
-                .load_module(cudarc::nvrtc::Ptx::from_binary(bin.to_vec()))
-                .map_err(|e| {
-                    format!(
-                        "loading {} for sm_{} on cuda:{}: {e:?}",
-                        module_name(family, dtype),
-                        self.arch,
-                        self.ordinal
+            let module = match &self.backend {
+                Backend::Emulated => Loaded::Emulated(emulate::EmuModule::load(family, dtype)?),
+                Backend::Driver { ctx, .. } => {
+                    let bin = cubin(family, dtype, self.arch)?;
+                    self.bind();
+                    Loaded::Driver(
+                        ctx.load_module(cudarc::nvrtc::Ptx::from_binary(bin.to_vec()))
+                            .map_err(|e| {
+                                format!(
+                                    "loading {} for sm_{} on cuda:{}: {e:?}",
+                                    module_name(family, dtype),
+                                    self.arch,
+                                    self.ordinal
+                                )
+                            })?,
                     )
-                })?;
+                }
+            };
             Ok(Module {
                 module,
                 functions: RwLock::new(HashMap::new()),
@@ -402,11 +486,17 @@ impl Device {
         if let Some(&f) = module.functions.read().unwrap().get(name) {
             return f;
         }
-        let f = module
-            .module
-            .load_function(name)
-            .unwrap_or_else(|e| fail(&format!("kernel {name} not found"), e))
-            .cu_function();
+        let f = match &module.module {
+            Loaded::Driver(m) => m
+                .load_function(name)
+                .unwrap_or_else(|e| fail(&format!("kernel {name} not found"), e))
+                .cu_function(),
+            // The emulator's launcher travels in the CUfunction slot; `launch` casts it back.
+            Loaded::Emulated(m) => m
+                .kernel(name)
+                .unwrap_or_else(|| panic!("CUDA emulator: kernel {name} not found"))
+                as sys::CUfunction,
+        };
         module.functions.write().unwrap().insert(name, f);
         f
     }
@@ -428,6 +518,18 @@ impl Device {
         if grid.0 == 0 || grid.1 == 0 || grid.2 == 0 {
             return;
         }
+        let stream = match &self.backend {
+            Backend::Driver { stream, .. } => *stream,
+            Backend::Emulated => {
+                // `f` is an emulator launcher (see `function`); shared memory is a fixed
+                // 64 KiB buffer in the emulator.
+                assert!(
+                    shared <= 1 << 16,
+                    "CUDA emulator: {shared} bytes of shared memory"
+                );
+                return emulate::launch(f as *mut c_void, grid, block, args);
+            }
+        };
         self.bind();
         let r = sys::cuLaunchKernel(
             f,
@@ -438,7 +540,7 @@ impl Device {
             1,
             1,
             shared,
-            self.stream,
+            stream,
             args.as_mut_ptr(),
             std::ptr::null_mut(),
         );
@@ -452,11 +554,17 @@ impl Device {
         if bytes == 0 {
             return;
         }
-        self.bind();
-        // SAFETY: callers pass ranges inside live buffers of this device.
-        let r = unsafe { sys::cuMemcpyDtoDAsync_v2(dst, src, bytes, self.stream) };
-        if r != sys::CUresult::CUDA_SUCCESS {
-            fail("copying on the device", result::DriverError(r));
+        match &self.backend {
+            // SAFETY: callers pass ranges inside live buffers (host memory here).
+            Backend::Emulated => unsafe { std::ptr::copy(src as *const u8, dst as *mut u8, bytes) },
+            Backend::Driver { stream, .. } => {
+                self.bind();
+                // SAFETY: callers pass ranges inside live buffers of this device.
+                let r = unsafe { sys::cuMemcpyDtoDAsync_v2(dst, src, bytes, *stream) };
+                if r != sys::CUresult::CUDA_SUCCESS {
+                    fail("copying on the device", result::DriverError(r));
+                }
+            }
         }
     }
 
@@ -465,11 +573,17 @@ impl Device {
         if bytes == 0 {
             return;
         }
-        self.bind();
-        // SAFETY: callers pass a range inside a live buffer of this device.
-        let r = unsafe { sys::cuMemsetD8Async(dst, 0, bytes, self.stream) };
-        if r != sys::CUresult::CUDA_SUCCESS {
-            fail("clearing device memory", result::DriverError(r));
+        match &self.backend {
+            // SAFETY: callers pass a range inside a live buffer (host memory here).
+            Backend::Emulated => unsafe { std::ptr::write_bytes(dst as *mut u8, 0, bytes) },
+            Backend::Driver { stream, .. } => {
+                self.bind();
+                // SAFETY: callers pass a range inside a live buffer of this device.
+                let r = unsafe { sys::cuMemsetD8Async(dst, 0, bytes, *stream) };
+                if r != sys::CUresult::CUDA_SUCCESS {
+                    fail("clearing device memory", result::DriverError(r));
+                }
+            }
         }
     }
 
@@ -478,12 +592,20 @@ impl Device {
         if src.is_empty() {
             return;
         }
-        self.bind();
-        // SAFETY: `dst` has room for `src` (callers allocate it so); the copy of pageable
-        // memory completes before `cuMemcpyHtoDAsync` returns, so `src` may be dropped after.
-        unsafe {
-            if let Err(e) = result::memcpy_htod_async(dst, src, self.stream) {
-                fail("copying to the device", e);
+        match &self.backend {
+            // SAFETY: `dst` has room for `src` (callers allocate it so).
+            Backend::Emulated => unsafe {
+                std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut T, src.len())
+            },
+            Backend::Driver { stream, .. } => {
+                self.bind();
+                // SAFETY: `dst` has room for `src`; the copy of pageable memory is staged
+                // before `cuMemcpyHtoDAsync` returns, so `src` may be dropped after.
+                unsafe {
+                    if let Err(e) = result::memcpy_htod_async(dst, src, *stream) {
+                        fail("copying to the device", e);
+                    }
+                }
             }
         }
     }
@@ -491,12 +613,20 @@ impl Device {
     /// Copies device values to the host and waits for them (then checks the error slot).
     pub fn download<T: Copy>(&self, dst: &mut [T], src: u64) {
         if !dst.is_empty() {
-            self.bind();
-            // SAFETY: `src` holds at least `dst.len()` values of `T` (callers guarantee it);
-            // the synchronisation below completes the copy before `dst` is read.
-            unsafe {
-                if let Err(e) = result::memcpy_dtoh_async(dst, src, self.stream) {
-                    fail("copying to the host", e);
+            match &self.backend {
+                // SAFETY: `src` holds at least `dst.len()` values of `T` (callers guarantee it).
+                Backend::Emulated => unsafe {
+                    std::ptr::copy_nonoverlapping(src as *const T, dst.as_mut_ptr(), dst.len())
+                },
+                Backend::Driver { stream, .. } => {
+                    self.bind();
+                    // SAFETY: `src` holds at least `dst.len()` values of `T`; the
+                    // synchronisation below completes the copy before `dst` is read.
+                    unsafe {
+                        if let Err(e) = result::memcpy_dtoh_async(dst, src, *stream) {
+                            fail("copying to the host", e);
+                        }
+                    }
                 }
             }
         }
@@ -505,9 +635,12 @@ impl Device {
 
     /// cuBLAS on this device's stream, created on first use.
     pub fn blas(&self) -> &super::blas::Blas {
-        let b = self.blas.get_or_init(|| {
-            self.bind();
-            super::blas::Blas::new(self.stream)
+        let b = self.blas.get_or_init(|| match &self.backend {
+            Backend::Emulated => Ok(super::blas::Blas::emulated()),
+            Backend::Driver { stream, .. } => {
+                self.bind();
+                super::blas::Blas::new(*stream)
+            }
         });
         match b {
             Ok(b) => b,

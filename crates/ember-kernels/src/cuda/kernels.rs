@@ -364,6 +364,23 @@ pub fn module_source(f: Family, dtype: DType) -> String {
     s
 }
 
+/// The host-emulation prelude (`emulate.h`): the CUDA dialect for a host C++ compiler.
+pub const EMULATE: &str = include_str!("kernels/emulate.h");
+
+/// Module (`f`, `dtype`) as host C++ for the test-only emulator (`emulate.rs`): the emulation
+/// prelude, the module's CUDA source unchanged, and `ember_emu_kernel(name)`, which returns the
+/// host launcher of each kernel the launchers name.
+pub fn emulator_source(f: Family, dtype: DType) -> String {
+    let mut s = String::from(EMULATE);
+    s.push_str(&module_source(f, dtype));
+    s.push_str("\nextern \"C\" void* ember_emu_kernel(const char* want) {\n");
+    for k in expected_kernels(f, dtype) {
+        writeln!(s, "    EMU_KERNEL({k})").unwrap();
+    }
+    s.push_str("    return 0;\n}\n");
+    s
+}
+
 /// Every (family, dtype) module, in a fixed order.
 pub fn all_modules() -> Vec<(Family, DType)> {
     Family::ALL

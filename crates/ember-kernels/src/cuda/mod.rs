@@ -26,6 +26,8 @@ pub mod device;
 #[cfg(feature = "cuda")]
 mod elementwise;
 #[cfg(feature = "cuda")]
+pub mod emulate;
+#[cfg(feature = "cuda")]
 mod index;
 #[cfg(feature = "cuda")]
 pub mod loss;

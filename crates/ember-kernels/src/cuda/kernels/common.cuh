@@ -160,8 +160,19 @@ __device__ __forceinline__ double f64_nan() { return __longlong_as_double(0x7ff8
 // Conversions with the CPU backend's rules (dtype.rs, Element::cast): to a float through f64,
 // to an integer through i64 (float → integer truncates, saturating; NaN → 0, as Rust's `as`
 // and PTX's cvt.rzi), to bool by `!= 0`.
+// Float → i64 saturating with NaN → 0, written out: an out-of-range conversion is undefined
+// in C++ (the compiler may assume it away), and x86 hosts (the emulator) give i64::MIN.
+template <typename S> __device__ __forceinline__ i64 to_i64(S x) { return (i64)x; }
+template <typename S> __device__ __forceinline__ i64 float_to_i64(S x) {
+    if (x != x) return 0;
+    if (x >= (S)9223372036854775807.0) return 0x7fffffffffffffffLL;  // (S) rounds to 2^63
+    if (x < (S)-9223372036854775807.0) return (i64)0x8000000000000000ULL;
+    return (i64)x;
+}
+__device__ __forceinline__ i64 to_i64(float x) { return float_to_i64(x); }
+__device__ __forceinline__ i64 to_i64(double x) { return float_to_i64(x); }
 template <typename D, typename S> struct Cast {
-    __device__ __forceinline__ static D go(S x) { return (D)(i64)x; }
+    __device__ __forceinline__ static D go(S x) { return (D)to_i64(x); }
 };
 template <typename S> struct Cast<bool, S> {
     __device__ __forceinline__ static bool go(S x) { return x != (S)0; }
