@@ -20,6 +20,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod cpu;
+pub mod cuda;
 pub mod device;
 pub mod dtype;
 pub mod indexing;
