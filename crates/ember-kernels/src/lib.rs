@@ -16,6 +16,7 @@
 // honest shape of the API; indexing parallel per-operand arrays by dim reads best as index loops.
 #![allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 
+pub mod conv;
 pub mod cpu;
 pub mod device;
 pub mod dtype;
