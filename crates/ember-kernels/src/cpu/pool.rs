@@ -5,7 +5,8 @@
 //!
 //! Max pooling records, per output, the flat index `h·W + w` within its plane of the first maximal
 //! element (a NaN counts as maximal, as in PyTorch); its backward adds each output's gradient at
-//! that index, which is also the backward of adaptive max pooling.
+//! that index, which is also the backward of adaptive max pooling. A window that reads no input
+//! (dilated taps all in the padding) gives -inf and PyTorch's index, which may lie past the plane.
 
 use super::buffer::Buffer;
 use super::num::Float;
@@ -132,14 +133,12 @@ fn max_pool_backward<T: Float + CpuElement + Send + Sync>(
         for oh in 0..sh[2] {
             for o in 0..ow {
                 let i = idx[ib + oh * si[2] + o * si[3]];
-                if i < 0 || i as usize >= hw {
-                    panic!(
-                        "max_pool2d_backward: index {i} out of range for an input plane of {} x {}",
-                        input[0], input[1]
-                    );
+                // A window that read no input element (all its taps in the padding or past the
+                // end, possible with dilation) holds -inf at PyTorch's index of a position past
+                // the plane: its gradient reaches nothing.
+                if let Some(v) = usize::try_from(i).ok().and_then(|i| plane.get_mut(i)) {
+                    *v = *v + gy[gb + oh * sg[2] + o * sg[3]];
                 }
-                let v = &mut plane[i as usize];
-                *v = *v + gy[gb + oh * sg[2] + o * sg[3]];
             }
         }
     });

@@ -84,7 +84,20 @@ mod tests {
         let [n, c, h, w] = shape;
         let (mut v, mut ix) = (vec![], vec![]);
         for o in indices(&[n, c, out[0], out[1]]) {
-            let (mut best, mut at) = (f64::NEG_INFINITY, -1i64);
+            // A window that reads no input (possible with dilation) keeps -inf and PyTorch's
+            // index of its first in-bounds-or-after tap.
+            let first = |d: usize, o: usize| {
+                let mut s = (o * p.stride[d]) as isize - p.padding[d] as isize;
+                while s < 0 {
+                    s += p.dilation[d] as isize;
+                }
+                s as usize
+            };
+            let (mut best, mut at) = (
+                f64::NEG_INFINITY,
+                (first(0, o[2]) * w + first(1, o[3])) as i64,
+            );
+            let mut seen = false;
             for i in 0..p.kernel[0] {
                 for j in 0..p.kernel[1] {
                     let ih =
@@ -96,9 +109,10 @@ mod tests {
                     }
                     let (ih, iw) = (ih as usize, iw as usize);
                     let val = x[((o[0] * c + o[1]) * h + ih) * w + iw];
-                    if at < 0 || val > best {
+                    if !seen || val > best {
                         best = val;
                         at = (ih * w + iw) as i64;
+                        seen = true;
                     }
                 }
             }
@@ -181,7 +195,9 @@ mod tests {
             let gx = g.max_pool2d_backward(&lo, &i, &lo, [h, w]).to_vec::<f64>(&Layout::contiguous(&shape));
             let mut want = vec![0.0; n * c * h * w];
             for (k, (gv, at)) in g.to_vec::<f64>(&lo).iter().zip(&ni).enumerate() {
-                want[(k / (out[0] * out[1])) * h * w + *at as usize] += gv;
+                if (*at as usize) < h * w {
+                    want[(k / (out[0] * out[1])) * h * w + *at as usize] += gv;
+                }
             }
             prop_assert_eq!(gx, want);
 
