@@ -28,6 +28,7 @@ pub mod autograd {
     pub use crate::engine::grad;
 }
 
+pub use ember_kernels::conv::{AdaptiveSize, IntOrPair, Padding};
 pub use ember_kernels::random::{initial_seed, manual_seed, Generator};
 pub use ember_kernels::{DType, Device, Scalar};
 pub use grad_mode::{grad_mode, is_grad_enabled, no_grad, set_grad_enabled, GradModeGuard};
