@@ -8,7 +8,7 @@
 //! let conv = Conv2d::new(1, 32, 3).padding(1);
 //! assert_eq!(conv.forward(&Tensor::zeros([8, 1, 28, 28])).shape(), &[8, 32, 28, 28]);
 //! assert_eq!(
-//!     conv.to_string(),
+//!     conv.repr(),
 //!     "Conv2d(1, 32, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))"
 //! );
 //! ```
@@ -289,7 +289,7 @@ impl Module for Conv2d {
 /// use ember_nn::{Conv1d, Module};
 /// let conv = Conv1d::new(3, 4, 3).stride(2).padding(1);
 /// assert_eq!(conv.forward(&Tensor::zeros([2, 3, 11])).shape(), &[2, 4, 6]);
-/// assert_eq!(conv.to_string(), "Conv1d(3, 4, kernel_size=(3,), stride=(2,), padding=(1,))");
+/// assert_eq!(conv.repr(), "Conv1d(3, 4, kernel_size=(3,), stride=(2,), padding=(1,))");
 /// ```
 #[derive(Module)]
 pub struct Conv1d {

@@ -303,7 +303,7 @@ impl Module for Dropout {
 /// // Each channel is all zeros or all twos.
 /// let rows = y.to_vec::<f32>();
 /// assert!(rows.chunks(9).all(|r| r.iter().all(|&v| v == r[0]) && (r[0] == 0.0 || r[0] == 2.0)));
-/// assert_eq!(d.to_string(), "Dropout2d(p=0.5, inplace=False)");
+/// assert_eq!(d.repr(), "Dropout2d(p=0.5, inplace=False)");
 /// ```
 #[derive(Module)]
 pub struct Dropout2d {

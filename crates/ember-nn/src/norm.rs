@@ -296,7 +296,7 @@ batch_norm_layer! {
     /// assert!(y.mean().item().abs() < 1e-5);
     /// assert_eq!(bn.num_batches_tracked.as_ref().unwrap().item(), 1.0);
     /// assert_eq!(
-    ///     bn.to_string(),
+    ///     bn.repr(),
     ///     "BatchNorm2d(3, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)"
     /// );
     /// ```

@@ -7,7 +7,7 @@
 //! use ember_nn::{MaxPool2d, Module};
 //! let pool = MaxPool2d::new(2);
 //! assert_eq!(pool.forward(&Tensor::zeros([8, 32, 28, 28])).shape(), &[8, 32, 14, 14]);
-//! assert_eq!(pool.to_string(), "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)");
+//! assert_eq!(pool.repr(), "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)");
 //! ```
 
 use crate::module::Module;
@@ -106,7 +106,7 @@ impl Module for MaxPool2d {
 /// use ember_nn::{MaxPool1d, Module};
 /// let pool = MaxPool1d::new(3);
 /// assert_eq!(pool.forward(&Tensor::zeros([2, 4, 9])).shape(), &[2, 4, 3]);
-/// assert_eq!(pool.to_string(), "MaxPool1d(kernel_size=3, stride=3, padding=0, dilation=1, ceil_mode=False)");
+/// assert_eq!(pool.repr(), "MaxPool1d(kernel_size=3, stride=3, padding=0, dilation=1, ceil_mode=False)");
 /// ```
 #[derive(Module, Clone, Copy, Debug)]
 pub struct MaxPool1d {
@@ -189,7 +189,7 @@ impl Module for MaxPool1d {
 /// use ember_nn::{AvgPool2d, Module};
 /// let pool = AvgPool2d::new(2);
 /// assert_eq!(pool.forward(&Tensor::ones([1, 1, 4, 4])).to_vec::<f32>(), vec![1.0; 4]);
-/// assert_eq!(pool.to_string(), "AvgPool2d(kernel_size=2, stride=2, padding=0)");
+/// assert_eq!(pool.repr(), "AvgPool2d(kernel_size=2, stride=2, padding=0)");
 /// ```
 #[derive(Module, Clone, Copy, Debug)]
 pub struct AvgPool2d {
@@ -276,7 +276,7 @@ impl Module for AvgPool2d {
 /// use ember_nn::{AdaptiveAvgPool2d, Module};
 /// let pool = AdaptiveAvgPool2d::new((5, 7));
 /// assert_eq!(pool.forward(&Tensor::zeros([2, 3, 10, 9])).shape(), &[2, 3, 5, 7]);
-/// assert_eq!(pool.to_string(), "AdaptiveAvgPool2d(output_size=(5, 7))");
+/// assert_eq!(pool.repr(), "AdaptiveAvgPool2d(output_size=(5, 7))");
 /// ```
 #[derive(Module, Clone, Copy, Debug)]
 pub struct AdaptiveAvgPool2d {
@@ -309,7 +309,7 @@ impl Module for AdaptiveAvgPool2d {
 /// use ember_nn::{AdaptiveMaxPool2d, Module};
 /// let pool = AdaptiveMaxPool2d::new((Some(2), None));
 /// assert_eq!(pool.forward(&Tensor::zeros([3, 4, 6])).shape(), &[3, 2, 6]);
-/// assert_eq!(pool.to_string(), "AdaptiveMaxPool2d(output_size=(2, None))");
+/// assert_eq!(pool.repr(), "AdaptiveMaxPool2d(output_size=(2, None))");
 /// ```
 #[derive(Module, Clone, Copy, Debug)]
 pub struct AdaptiveMaxPool2d {
