@@ -1,6 +1,6 @@
 //! `cargo xtask bench-mnist` and `cargo xtask bench`.
 
-use crate::train::{evaluate, mlp, MEAN, STD};
+use crate::train::{evaluate, mlp, ModelKind, MEAN, STD};
 use anyhow::{bail, Context, Result};
 use ember::data::{DataLoader, Mnist};
 use ember::nn::{self, Module};
@@ -79,7 +79,7 @@ pub fn bench_mnist(args: BenchMnistArgs) -> Result<()> {
     epoch(); // warm-up: first-touch allocations, buffer pools, optimizer state
     let (secs, n) = epoch();
     let t = Instant::now();
-    let (_, acc) = evaluate(&model, &test_loader);
+    let (_, acc) = evaluate(&model, ModelKind::Mlp, &test_loader);
     let test_secs = t.elapsed().as_secs_f64();
     let rss = peak_rss_bytes();
     let torch = args
