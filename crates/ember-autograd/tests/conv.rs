@@ -240,7 +240,7 @@ proptest! {
             inputs.push(b);
         }
         let f = move |v: &[Tensor]| v[0].conv2d(&v[1], v.get(2), s, p, d, g);
-        check("conv2d", &f, &inputs)?;
+        check("conv2d", f, &inputs)?;
         check("conv2d double backward", grad_of_square(f), &inputs)?;
     }
 
@@ -256,7 +256,7 @@ proptest! {
         let p = [0, 1].map(|i| p[i].min((full[i] - 1) / 2));
         let f = move |v: &[Tensor]| v[0].conv_transpose2d(&v[1], Some(&v[2]), s, p, out_pad, g, d);
         let inputs = [x, w, b];
-        check("conv_transpose2d", &f, &inputs)?;
+        check("conv_transpose2d", f, &inputs)?;
         check("conv_transpose2d double backward", grad_of_square(f), &inputs)?;
     }
 
@@ -288,14 +288,14 @@ proptest! {
         };
         let dil = if (k - 1) * dil + 1 > h.min(w) + 2 * pad { 1 } else { dil };
         let mp = move |v: &[Tensor]| v[0].max_pool2d(k, Some(s.into()), pad, dil, ceil);
-        check("max_pool2d", mp, &[x.clone()])?;
-        check("max_pool2d double backward", grad_of_square(mp), &[x.clone()])?;
+        check("max_pool2d", mp, std::slice::from_ref(&x))?;
+        check("max_pool2d double backward", grad_of_square(mp), std::slice::from_ref(&x))?;
         let ap = move |v: &[Tensor]| v[0].avg_pool2d(k, Some(s.into()), pad, ceil, !ceil, None);
-        check("avg_pool2d", ap, &[x.clone()])?;
-        check("avg_pool2d double backward", grad_of_square(ap), &[x.clone()])?;
+        check("avg_pool2d", ap, std::slice::from_ref(&x))?;
+        check("avg_pool2d double backward", grad_of_square(ap), std::slice::from_ref(&x))?;
         let (oh, ow) = (1 + h % 3, 1 + w % 4);
-        check("adaptive_avg_pool2d", move |v: &[Tensor]| v[0].adaptive_avg_pool2d((oh, ow)), &[x.clone()])?;
-        check("adaptive_max_pool2d", move |v: &[Tensor]| v[0].adaptive_max_pool2d((oh, ow)), &[x.clone()])?;
+        check("adaptive_avg_pool2d", move |v: &[Tensor]| v[0].adaptive_avg_pool2d((oh, ow)), std::slice::from_ref(&x))?;
+        check("adaptive_max_pool2d", move |v: &[Tensor]| v[0].adaptive_max_pool2d((oh, ow)), std::slice::from_ref(&x))?;
         let x1 = x.detach().reshape([n, c * h, w]).requires_grad_(true);
         check("max_pool1d", move |v: &[Tensor]| v[0].max_pool1d(k, Some(s), pad, 1, ceil), &[x1])?;
     }

@@ -122,6 +122,9 @@ fn same_dtype(op: &str, x: &Tensor, t: &Tensor, what: &str) {
 
 /// The convolution of 4-D views `x4` (of `x`) and `w4` (of `w`): the kernel call and the graph
 /// node. The output is shaped by `cx`; `name` is the node's name.
+// Each argument is one independent piece of the call (operands, their 4-D views, the params, the
+// output size, the node name); bundling them in a struct would only move the list.
+#[allow(clippy::too_many_arguments)]
 fn convolution(
     x: &Tensor,
     cx: Canon,

@@ -175,7 +175,7 @@ mod tests {
             kind in 0u8..16, f64_ in any::<bool>(), seed in any::<u64>(),
         ) {
             let dt = if f64_ { DType::F64 } else { DType::F32 };
-            let (ph, pw) = (ph.min(((kh - 1) * dh + 1) / 2), pw.min(((kw - 1) * dw + 1) / 2));
+            let (ph, pw) = (ph.min(((kh - 1) * dh).div_ceil(2)), pw.min(((kw - 1) * dw).div_ceil(2)));
             let p = PoolParams::resolve("max_pool2d", (kh, kw).into(), Some((sh, sw).into()), (ph, pw).into(), (dh, dw).into(), ceil);
             let shape = [n, c, h, w];
             let out_h = (h + 2 * ph) as isize - ((kh - 1) * dh + 1) as isize;
