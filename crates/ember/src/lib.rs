@@ -18,7 +18,8 @@
 
 pub use ember_autograd::{
     autograd, custom_op, grad_mode, gradcheck, initial_seed, io, is_grad_enabled, manual_seed,
-    no_grad, set_grad_enabled, tensor, DType, Device, Generator, GradModeGuard, Scalar, Tensor,
+    no_grad, set_grad_enabled, tensor, AdaptiveSize, DType, Device, Generator, GradModeGuard,
+    IntOrPair, Padding, Scalar, Tensor,
 };
 
 /// Neural-network building blocks (`torch.nn`).
