@@ -123,13 +123,13 @@ pub struct BenchArgs {
     /// Python with torch installed (default: ~/torchref/bin/python when it exists).
     #[arg(long)]
     python: Option<PathBuf>,
-    /// PyTorch's reference script (default: ../shared/bench/pytorch_reference.py).
-    #[arg(long, default_value = "../shared/bench/pytorch_reference.py")]
+    /// PyTorch's reference script (default: the repository's copy).
+    #[arg(long, default_value = "xtask/bench/pytorch_reference.py")]
     script: PathBuf,
     /// Skip PyTorch and compare with the documented baseline figures.
     #[arg(long)]
     no_torch: bool,
-    /// Only these benchmark groups (gemm, bandwidth, ops, autograd, optim, mnist).
+    /// Only these benchmark groups (gemm, bandwidth, ops, autograd, optim, mnist, conv).
     groups: Vec<String>,
 }
 
@@ -201,6 +201,9 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                 if want("mnist") {
                     only.push("train");
                 }
+                if want("conv") {
+                    only.push("conv");
+                }
                 match run_pytorch_reference(py, &args.script, &only) {
                     Ok(path) => env_json = Some(path),
                     Err(e) => println!(
@@ -223,6 +226,9 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     }
     if want("optim") {
         benches.push(("ember-optim", "optim", ""));
+    }
+    if want("conv") {
+        benches.push(("ember", "conv", ""));
     }
     for (pkg, name, _) in benches {
         println!("== cargo bench -p {pkg} --bench {name}");
