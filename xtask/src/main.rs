@@ -1,7 +1,8 @@
 //! `cargo xtask <task>`: the project's tasks.
 //!
-//! - `train-mnist`: trains the MLP 784-128-64-10 on `datasets/mnist` (see `--help`); with
-//!   `--distributed`, data-parallel under `mpirun -np N cargo xtask train-mnist …`.
+//! - `train-mnist`: trains the MLP 784-128-64-10 (or, with `--model cnn`, a small CNN) on
+//!   `datasets/mnist` (see `--help`); with `--distributed`, data-parallel under
+//!   `mpirun -np N cargo xtask train-mnist …`.
 //! - `bench-mnist`: times one training epoch and the test pass in-process.
 //! - `bench`: runs the crates' benchmarks, beside PyTorch's figures measured in the same session
 //!   when a PyTorch environment is available.
@@ -22,7 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Train the MNIST MLP (784-128-64-10, ReLU, CrossEntropy) and report test accuracy.
+    /// Train the MNIST MLP (784-128-64-10, ReLU, CrossEntropy) or CNN (`--model cnn`) and report
+    /// test accuracy.
     TrainMnist(train::TrainArgs),
     /// Time one epoch of the default MNIST training and the test pass (after a warm-up epoch).
     BenchMnist(bench::BenchMnistArgs),

@@ -2,6 +2,9 @@
 //! callers above never see a CPU slice unless they ask for host data explicitly (`to_vec`).
 //! A CUDA variant arrives behind the `cuda` feature with the same methods.
 
+mod conv;
+mod pool;
+
 use crate::cpu::CpuStorage;
 use crate::device::Device;
 use crate::dtype::{DType, Scalar};

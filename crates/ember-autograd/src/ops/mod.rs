@@ -1,6 +1,7 @@
 //! Tensor ops, grouped by kind. Each op computes through `Storage` and, when an input requires
 //! grad, records one graph node with its backward (see `graph.rs`).
 
+pub(crate) mod conv;
 mod convert;
 mod create;
 pub(crate) mod elementwise;
@@ -10,6 +11,7 @@ mod inplace;
 mod loss;
 mod matmul;
 mod operators;
+mod pool;
 pub(crate) mod random;
 mod reduce;
 mod view;

@@ -6,12 +6,14 @@ pub mod num;
 pub mod par;
 pub mod strided;
 
+pub mod conv;
 pub mod creation;
 mod elementwise;
 pub mod index;
 pub mod loss;
 pub mod matmul;
 pub mod optim;
+pub mod pool;
 pub mod random;
 pub mod reduce;
 pub mod softmax;
