@@ -9,6 +9,9 @@
 
 mod bench;
 mod distributed;
+#[cfg(feature = "cuda")]
+mod gpu_bench;
+mod gpu_check;
 mod plot;
 mod train;
 
@@ -30,6 +33,13 @@ enum Task {
     BenchMnist(bench::BenchMnistArgs),
     /// Run the crates' benchmarks beside PyTorch's figures (same session when PyTorch is set up).
     Bench(bench::BenchArgs),
+    /// Build the CUDA test binaries and GPU benchmarks into target/gpu-check (`--build`) and print
+    /// the one command that runs them on a GPU machine.
+    GpuCheck(gpu_check::GpuCheckArgs),
+    /// The GPU benchmarks (needs the `cuda` feature and a GPU; run by the GPU check).
+    #[cfg(feature = "cuda")]
+    #[command(hide = true)]
+    GpuBench,
 }
 
 fn main() {
@@ -38,6 +48,9 @@ fn main() {
         Task::TrainMnist(args) => train::run(args).map(|_| ()),
         Task::BenchMnist(args) => bench::bench_mnist(args),
         Task::Bench(args) => bench::bench(args),
+        Task::GpuCheck(args) => gpu_check::run(args),
+        #[cfg(feature = "cuda")]
+        Task::GpuBench => gpu_bench::run(),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

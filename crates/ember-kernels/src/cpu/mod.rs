@@ -19,7 +19,6 @@ pub mod reduce;
 pub mod softmax;
 
 pub use buffer::{Buffer, PoolElement};
-pub use elementwise::*;
 
 use crate::dtype::{DType, Element};
 use crate::layout::Layout;

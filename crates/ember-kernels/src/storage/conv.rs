@@ -4,7 +4,7 @@
 
 use crate::conv::ConvParams;
 use crate::layout::Layout;
-use crate::storage::Storage;
+use crate::storage::{dispatch, operand, BackendStorage, Storage};
 
 impl Storage {
     /// 2-D convolution of the input `(N, C_in, H, W)` (any strides) with the weight
@@ -19,14 +19,12 @@ impl Storage {
         p: &ConvParams,
         out: [usize; 2],
     ) -> Storage {
-        match (self, w) {
-            (Storage::Cpu(x), Storage::Cpu(w)) => {
-                let b = bias.map(|(b, lb)| match b {
-                    Storage::Cpu(b) => (b, lb),
-                });
-                Storage::Cpu(x.conv2d(lx, w, lw, b, p, out))
-            }
-        }
+        let dev = self.device();
+        dispatch!(self, x: S => {
+            let w = operand::<S>("conv2d", dev, w);
+            let b = bias.map(|(b, lb)| (operand::<S>("conv2d", dev, b), lb));
+            x.conv2d(lx, w, lw, b, p, out).wrap()
+        })
     }
 
     /// The input gradient of a 2-D convolution, i.e. the transposed convolution of `self`
@@ -40,11 +38,11 @@ impl Storage {
         p: &ConvParams,
         input: [usize; 2],
     ) -> Storage {
-        match (self, w) {
-            (Storage::Cpu(g), Storage::Cpu(w)) => {
-                Storage::Cpu(g.conv2d_backward_input(lg, w, lw, p, input))
-            }
-        }
+        let dev = self.device();
+        dispatch!(self, g: S => {
+            let w = operand::<S>("conv2d", dev, w);
+            g.conv2d_backward_input(lg, w, lw, p, input).wrap()
+        })
     }
 
     /// The weight gradient of a 2-D convolution of `self` (the input) given the output gradient
@@ -57,11 +55,11 @@ impl Storage {
         p: &ConvParams,
         kernel: [usize; 2],
     ) -> Storage {
-        match (self, gy) {
-            (Storage::Cpu(x), Storage::Cpu(g)) => {
-                Storage::Cpu(x.conv2d_backward_weight(lx, g, lg, p, kernel))
-            }
-        }
+        let dev = self.device();
+        dispatch!(self, x: S => {
+            let g = operand::<S>("conv2d", dev, gy);
+            x.conv2d_backward_weight(lx, g, lg, p, kernel).wrap()
+        })
     }
 }
 

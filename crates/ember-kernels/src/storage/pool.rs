@@ -3,7 +3,7 @@
 
 use crate::conv::{AvgDivisor, PoolWindows};
 use crate::layout::Layout;
-use crate::storage::Storage;
+use crate::storage::{dispatch, operand, BackendStorage, Storage};
 
 impl Storage {
     /// Max pooling of `(N, C, H, W)` (any strides) to `(N, C, out[0], out[1])`: the maxima and the
@@ -14,12 +14,10 @@ impl Storage {
         windows: &PoolWindows,
         out: [usize; 2],
     ) -> (Storage, Storage) {
-        match self {
-            Storage::Cpu(x) => {
-                let (v, i) = x.max_pool2d(lx, windows, out);
-                (Storage::Cpu(v), Storage::Cpu(i))
-            }
-        }
+        dispatch!(self, x: S => {
+            let (v, i) = x.max_pool2d(lx, windows, out);
+            (v.wrap(), i.wrap())
+        })
     }
 
     /// The input gradient of a max pooling: `self`, the output gradient, added at `indices` in a
@@ -31,11 +29,11 @@ impl Storage {
         li: &Layout,
         input: [usize; 2],
     ) -> Storage {
-        match (self, indices) {
-            (Storage::Cpu(g), Storage::Cpu(i)) => {
-                Storage::Cpu(g.max_pool2d_backward(lg, i, li, input))
-            }
-        }
+        let dev = self.device();
+        dispatch!(self, g: S => {
+            let i = operand::<S>("max_pool2d", dev, indices);
+            g.max_pool2d_backward(lg, i, li, input).wrap()
+        })
     }
 
     /// Average pooling of `(N, C, H, W)` (any strides) to `(N, C, out[0], out[1])`.
@@ -46,9 +44,7 @@ impl Storage {
         divisor: AvgDivisor,
         out: [usize; 2],
     ) -> Storage {
-        match self {
-            Storage::Cpu(x) => Storage::Cpu(x.avg_pool2d(lx, windows, divisor, out)),
-        }
+        dispatch!(self, x: S => x.avg_pool2d(lx, windows, divisor, out).wrap())
     }
 
     /// The input gradient of an average pooling, `(N, C, input[0], input[1])`.
@@ -59,9 +55,7 @@ impl Storage {
         divisor: AvgDivisor,
         input: [usize; 2],
     ) -> Storage {
-        match self {
-            Storage::Cpu(g) => Storage::Cpu(g.avg_pool2d_backward(lg, windows, divisor, input)),
-        }
+        dispatch!(self, g: S => g.avg_pool2d_backward(lg, windows, divisor, input).wrap())
     }
 }
 
