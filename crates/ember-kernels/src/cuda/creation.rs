@@ -49,7 +49,8 @@ unsafe fn launch_items(
     items: usize,
     args: &mut [*mut c_void],
 ) {
-    dev.launch(f, (blocks_for(items, 256), 1, 1), 256, 0, args);
+    // SAFETY: the caller's contract (arguments match, buffers hold what the kernel writes).
+    unsafe { dev.launch(f, (blocks_for(items, 256), 1, 1), 256, 0, args) };
 }
 
 impl CudaStorage {
