@@ -7,10 +7,13 @@ use ember_autograd::{manual_seed, DType, Tensor};
 use ember_testkit::bench::best_of;
 use std::hint::black_box;
 
+/// A timed call.
+type Bench<'a> = Box<dyn Fn() + 'a>;
+
 fn main() {
     manual_seed(0);
     let n = 1 << 20;
-    let cases: [(&str, Box<dyn Fn()>); 7] = [
+    let cases: [(&str, Bench<'_>); 7] = [
         (
             "rand 1M f32",
             Box::new(|| drop(black_box(Tensor::rand([n])))),

@@ -73,13 +73,16 @@ fn mlp_steps(device: Device) {
 }
 test_device!(mlp_training_matches_cpu, mlp_steps);
 
+/// An op of two tensors, as a test case.
+type BinaryCase = Box<dyn Fn(&Tensor, &Tensor) -> Tensor>;
+
 /// Reductions, softmax, matmul of a transposed operand and broadcasting on strided views.
 fn ops_on_views(device: Device) {
     ember::manual_seed(3);
     let a = Tensor::randn([6, 8]).double();
     let b = Tensor::randn([8, 6]).double();
     let on = |t: &Tensor| t.to_device(device);
-    let cases: Vec<(&str, Box<dyn Fn(&Tensor, &Tensor) -> Tensor>)> = vec![
+    let cases: Vec<(&str, BinaryCase)> = vec![
         (
             "matmul of a transpose",
             Box::new(|a, b| a.t().matmul(&b.t())),
