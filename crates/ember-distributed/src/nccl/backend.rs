@@ -39,12 +39,29 @@ pub trait DeviceBuffer {
     fn stream(&self) -> dsys::CUstream;
 }
 
-/// The CUDA storage behind `storage`, if it is one. `Storage` has no CUDA variant yet: when the
-/// CUDA backend adds it, its arm maps it here (`Storage::Cuda(c) => Some(c)`, with
-/// `impl DeviceBuffer for` the backend's storage).
+/// The CUDA storage behind `storage`, if it is one.
 fn device_buffer(storage: &Storage) -> Option<&dyn DeviceBuffer> {
     match storage {
         Storage::Cpu(_) => None,
+        Storage::Cuda(c) => Some(c),
+    }
+}
+
+impl DeviceBuffer for ember_kernels::cuda::CudaStorage {
+    fn ordinal(&self) -> usize {
+        ember_kernels::cuda::CudaStorage::ordinal(self)
+    }
+    fn dtype(&self) -> DType {
+        ember_kernels::cuda::CudaStorage::dtype(self)
+    }
+    fn len(&self) -> usize {
+        ember_kernels::cuda::CudaStorage::len(self)
+    }
+    fn device_ptr(&self) -> dsys::CUdeviceptr {
+        self.ptr()
+    }
+    fn stream(&self) -> dsys::CUstream {
+        self.device_arc().stream()
     }
 }
 
