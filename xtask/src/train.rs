@@ -194,7 +194,7 @@ pub fn evaluate(model: &nn::Sequential, loader: &DataLoader<Mnist>) -> (f64, f64
         loss += criterion.forward(&logits, &labels).item();
         correct += logits
             .argmax(Some(1), false)
-            .eq_t(&labels)
+            .eq(&labels)
             .to_dtype(ember::DType::I64)
             .sum()
             .item() as usize;

@@ -19,7 +19,7 @@
 pub use ember_autograd::{
     autograd, custom_op, default_generator, get_rng_state, grad_mode, gradcheck, initial_seed, io,
     is_grad_enabled, manual_seed, no_grad, set_grad_enabled, set_rng_state, tensor, DType, Device,
-    Generator, GradModeGuard, Scalar, Tensor,
+    Generator, GradModeGuard, NestedData, Operand, OperandRef, RaggedError, Scalar, Tensor,
 };
 
 /// Neural-network building blocks (`torch.nn`).
