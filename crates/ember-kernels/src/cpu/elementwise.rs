@@ -285,3 +285,4 @@ fn int_unary<T: Num>(op: UnaryOp, v: T) -> T {
         _ => panic!("{op:?}_: in-place float op on an integer tensor"),
     }
 }
+
