@@ -1,6 +1,6 @@
 //! `cargo xtask bench-mnist` and `cargo xtask bench`.
 
-use crate::train::{evaluate, mlp, MEAN, STD};
+use crate::train::{evaluate, mlp, ModelKind, MEAN, STD};
 use anyhow::{bail, Context, Result};
 use ember::data::{DataLoader, Mnist};
 use ember::nn::{self, Module};
@@ -79,7 +79,7 @@ pub fn bench_mnist(args: BenchMnistArgs) -> Result<()> {
     epoch(); // warm-up: first-touch allocations, buffer pools, optimizer state
     let (secs, n) = epoch();
     let t = Instant::now();
-    let (_, acc) = evaluate(&model, &test_loader);
+    let (_, acc) = evaluate(&model, ModelKind::Mlp, &test_loader);
     let test_secs = t.elapsed().as_secs_f64();
     let rss = peak_rss_bytes();
     let torch = args
@@ -123,13 +123,14 @@ pub struct BenchArgs {
     /// Python with torch installed (default: ~/torchref/bin/python when it exists).
     #[arg(long)]
     python: Option<PathBuf>,
-    /// PyTorch's reference script (default: ../shared/bench/pytorch_reference.py).
-    #[arg(long, default_value = "../shared/bench/pytorch_reference.py")]
+    /// PyTorch's reference script (default: the repository's copy).
+    #[arg(long, default_value = "xtask/bench/pytorch_reference.py")]
     script: PathBuf,
     /// Skip PyTorch and compare with the documented baseline figures.
     #[arg(long)]
     no_torch: bool,
-    /// Only these benchmark groups (gemm, bandwidth, ops, autograd, optim, mnist, distributed).
+    /// Only these benchmark groups (gemm, bandwidth, ops, autograd, optim, mnist, conv,
+    /// distributed).
     groups: Vec<String>,
 }
 
@@ -204,6 +205,9 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                 if want("mnist") {
                     only.push("train");
                 }
+                if want("conv") {
+                    only.push("conv");
+                }
                 match run_pytorch_reference(py, &args.script, &only) {
                     Ok(path) => env_json = Some(path),
                     Err(e) => println!(
@@ -226,6 +230,9 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     }
     if want("optim") {
         benches.push(("ember-optim", "optim", ""));
+    }
+    if want("conv") {
+        benches.push(("ember", "conv", ""));
     }
     for (pkg, name, _) in benches {
         println!("== cargo bench -p {pkg} --bench {name}");

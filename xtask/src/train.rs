@@ -20,12 +20,15 @@ pub struct TrainArgs {
     /// Samples per batch.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
-    /// Learning rate.
-    #[arg(long, default_value_t = 0.01)]
-    pub lr: f64,
-    /// `sgd` (momentum 0.9) or `adam`.
-    #[arg(long, default_value = "sgd")]
-    pub optimizer: String,
+    /// `mlp` (784-128-64-10) or `cnn` (two 3×3 conv + max-pool stages, then 3136-128-10).
+    #[arg(long, default_value = "mlp")]
+    pub model: String,
+    /// Learning rate (default: 0.01 for the MLP, 0.001 for the CNN, as PyTorch's scripts).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// `sgd` (momentum 0.9) or `adam` (default: sgd for the MLP, adam for the CNN).
+    #[arg(long)]
+    pub optimizer: Option<String>,
     /// Seed for the initial weights and the shuffling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -107,6 +110,82 @@ pub fn mlp() -> nn::Sequential {
         .add(nn::Linear::new(64, 10))
 }
 
+/// The CNN of issue 16 (PyTorch's classic MNIST CNN): two `Conv2d(3×3, padding 1) → ReLU →
+/// MaxPool2d(2)` stages (32 and 64 channels), then `Flatten → Linear(3136, 128) → ReLU →
+/// Linear(128, 10)`.
+pub fn cnn() -> nn::Sequential {
+    nn::Sequential::new()
+        .add(nn::Conv2d::new(1, 32, 3).padding(1))
+        .add(nn::ReLU)
+        .add(nn::MaxPool2d::new(2))
+        .add(nn::Conv2d::new(32, 64, 3).padding(1))
+        .add(nn::ReLU)
+        .add(nn::MaxPool2d::new(2))
+        .add(nn::Flatten::new())
+        .add(nn::Linear::new(3136, 128))
+        .add(nn::ReLU)
+        .add(nn::Linear::new(128, 10))
+}
+
+/// The model named by `--model`, with its defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    /// [`mlp`]: flattened images, SGD with momentum at 0.01 by default.
+    Mlp,
+    /// [`cnn`]: `(N, 1, 28, 28)` images, Adam at 0.001 by default.
+    Cnn,
+}
+
+impl ModelKind {
+    /// Parses `--model`.
+    pub fn parse(name: &str) -> Result<ModelKind> {
+        match name {
+            "mlp" => Ok(ModelKind::Mlp),
+            "cnn" => Ok(ModelKind::Cnn),
+            other => bail!("--model must be mlp or cnn, got '{other}'"),
+        }
+    }
+
+    /// The name used on the command line and in checkpoints.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Mlp => "mlp",
+            ModelKind::Cnn => "cnn",
+        }
+    }
+
+    /// A freshly initialised model (from the default generator).
+    pub fn build(self) -> nn::Sequential {
+        match self {
+            ModelKind::Mlp => mlp(),
+            ModelKind::Cnn => cnn(),
+        }
+    }
+
+    /// The batch of images `(N, 1, 28, 28)` as the model takes it.
+    pub fn input(self, images: &Tensor) -> Tensor {
+        match self {
+            ModelKind::Mlp => images.view([images.size(0), -1]),
+            ModelKind::Cnn => images.clone(),
+        }
+    }
+
+    /// The default learning rate and optimizer of PyTorch's reference scripts.
+    pub fn defaults(self) -> (f64, &'static str) {
+        match self {
+            ModelKind::Mlp => (0.01, "sgd"),
+            ModelKind::Cnn => (1e-3, "adam"),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            ModelKind::Mlp => "MLP 784-128-64-10",
+            ModelKind::Cnn => "CNN conv3x3(32)-pool-conv3x3(64)-pool-3136-128-10",
+        }
+    }
+}
+
 /// The optimizer named on the command line.
 pub enum AnyOptimizer {
     /// SGD with momentum 0.9
@@ -185,12 +264,12 @@ pub const MEAN: f32 = 0.1307;
 pub const STD: f32 = 0.3081;
 
 /// Mean loss and accuracy of `model` on `loader`'s batches, without recording a graph.
-pub fn evaluate(model: &nn::Sequential, loader: &DataLoader<Mnist>) -> (f64, f64) {
+pub fn evaluate(model: &nn::Sequential, kind: ModelKind, loader: &DataLoader<Mnist>) -> (f64, f64) {
     let _g = no_grad();
     let criterion = nn::CrossEntropyLoss::new().reduction(nn::Reduction::Sum);
     let (mut loss, mut correct, mut n) = (0.0, 0usize, 0usize);
     for (images, labels) in loader {
-        let logits = model.forward(&images.view([images.size(0), -1]));
+        let logits = model.forward(&kind.input(&images));
         loss += criterion.forward(&logits, &labels).item();
         correct += logits
             .argmax(Some(1), false)
@@ -221,6 +300,13 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
             .ok();
     }
     let device = parse_device(&args.device)?;
+    let kind = ModelKind::parse(&args.model)?;
+    let (default_lr, default_opt) = kind.defaults();
+    let lr = args.lr.unwrap_or(default_lr);
+    let opt_name = args
+        .optimizer
+        .clone()
+        .unwrap_or_else(|| default_opt.to_string());
     let say = |s: String| {
         if !args.quiet && dist.is_main() {
             println!("{s}");
@@ -232,15 +318,15 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
     let test_loader = DataLoader::new(test, 1000);
 
     ember::manual_seed(args.seed);
-    let mut model = mlp();
+    let mut model = kind.build();
     model.to(device);
-    let mut optimizer = AnyOptimizer::new(&args.optimizer, model.parameters(), args.lr)?;
+    let mut optimizer = AnyOptimizer::new(&opt_name, model.parameters(), lr)?;
     let mut schedule = Schedule::new(
         &args.scheduler,
         optimizer.opt(),
         args.epochs,
         loader.len(),
-        args.lr,
+        lr,
     )?;
     let criterion = nn::CrossEntropyLoss::new();
 
@@ -254,6 +340,15 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
         first_epoch = progress["epochs_done"]
             .as_u64()
             .context("progress.json: missing epochs_done")? as usize;
+        // Checkpoints written before `--model` existed hold the MLP.
+        let saved = progress["model"].as_str().unwrap_or("mlp");
+        if saved != kind.name() {
+            bail!(
+                "--resume: the checkpoint in {} holds the {saved} model, not --model {}",
+                args.out.display(),
+                kind.name()
+            );
+        }
         model.load_safetensors(&model_path)?;
         optimizer
             .opt()
@@ -280,12 +375,13 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
         .with_context(|| format!("creating {}", args.out.display()))?;
 
     say(format!(
-        "training MLP 784-128-64-10 ({} parameters) on {} MNIST images, batch {}, {} lr {}, {} rayon threads",
+        "training {} ({} parameters) on {} MNIST images, batch {}, {} lr {}, {} rayon threads",
+        kind.describe(),
         model.num_parameters(),
         loader.dataset().len(),
         args.batch_size,
-        args.optimizer,
-        args.lr,
+        opt_name,
+        lr,
         rayon::current_num_threads()
     ));
     let interactive = std::io::stdout().is_terminal() && !args.quiet && dist.is_main();
@@ -319,7 +415,7 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
         let start = Instant::now();
         let (mut running, mut batches, mut samples) = (0.0, 0usize, 0usize);
         for (images, labels) in &loader {
-            let images = images.view([images.size(0), -1]);
+            let images = kind.input(&images);
             optimizer.opt().zero_grad();
             let loss = criterion.forward(&model.forward_train(&images)?, &labels);
             model.backward(&loss)?;
@@ -346,7 +442,7 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
             b.finish_and_clear();
         }
         model.eval();
-        let (test_loss, acc) = evaluate(&model, &test_loader);
+        let (test_loss, acc) = evaluate(&model, kind, &test_loader);
         let stats = EpochStats {
             epoch: epoch + 1,
             train_loss: dist.mean(running / batches.max(1) as f64)?,
@@ -373,7 +469,11 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
         if dist.is_main() {
             model.save_safetensors(&model_path)?;
             optimizer.opt().state_dict().save(&opt_path)?;
-            let mut progress = serde_json::json!({ "epochs_done": epoch + 1, "seed": args.seed });
+            let mut progress = serde_json::json!({
+                "epochs_done": epoch + 1,
+                "seed": args.seed,
+                "model": kind.name(),
+            });
             if let Some(s) = &schedule {
                 progress["scheduler"] = s.scheduler.state_dict();
             }
@@ -402,8 +502,9 @@ mod tests {
         TrainArgs {
             epochs,
             batch_size: 500,
-            lr: 0.05,
-            optimizer: "sgd".into(),
+            model: "mlp".into(),
+            lr: Some(0.05),
+            optimizer: Some("sgd".into()),
             seed: 7,
             threads: None,
             device: "cpu".into(),

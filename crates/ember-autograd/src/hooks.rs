@@ -88,12 +88,7 @@ impl Tensor {
     }
 
     fn has_post_accumulate_grad_hooks(&self) -> bool {
-        !self
-            .0
-            .post_accumulate_grad_hooks
-            .lock()
-            .hooks
-            .is_empty()
+        !self.0.post_accumulate_grad_hooks.lock().hooks.is_empty()
     }
 
     fn run_post_accumulate_grad_hooks(&self) {

@@ -31,6 +31,7 @@ pub mod autograd {
     pub use crate::graph::SavedTensorsCounter;
 }
 
+pub use ember_kernels::conv::{AdaptiveSize, IntOrPair, Padding};
 pub use ember_kernels::random::{default_generator, initial_seed, manual_seed, Generator};
 pub use ember_kernels::{DType, Device, Scalar};
 pub use grad_mode::{grad_mode, is_grad_enabled, no_grad, set_grad_enabled, GradModeGuard};

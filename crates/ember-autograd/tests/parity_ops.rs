@@ -1,7 +1,7 @@
 //! Every op case PyTorch computed in `parity/` (unary, binary, reduce, matmul, views, index,
 //! cast): forward values and the input gradients of `sum(output * grad_seed)`.
 
-use ember_autograd::{DType, Tensor};
+use ember_autograd::{DType, Device, Tensor};
 use ember_testkit::{assert_close, cases, elementwise_tol, input, reduction_tol, tensor};
 use serde_json::Value;
 
@@ -141,15 +141,36 @@ fn shape_arg(args: &Value) -> Vec<i64> {
         .collect()
 }
 
+/// The devices every case runs on: the CPU, and CUDA device 0 when one can be used (the inputs
+/// are copied there, so the gradients flow back through the copy to the CPU leaves).
+fn devices() -> Vec<Device> {
+    let mut d = vec![Device::Cpu];
+    match ember_kernels::cuda::unavailable_reason() {
+        None => d.push(Device::Cuda(0)),
+        Some(why) => eprintln!("parity on CUDA skipped: {why}"),
+    }
+    d
+}
+
 fn check_file(file: &str, reduction: bool) {
+    for device in devices() {
+        check_file_on(file, reduction, device);
+    }
+}
+
+fn check_file_on(file: &str, reduction: bool, device: Device) {
     let cs = cases(file);
     assert!(!cs.is_empty());
     for c in &cs {
-        let name = c["name"].as_str().unwrap();
+        let name = &format!("{} on {device}", c["name"].as_str().unwrap());
         let op = c["op"].as_str().unwrap();
         let (leaves, xs): (Vec<Tensor>, Vec<Tensor>) =
             c["inputs"].as_array().unwrap().iter().map(input).unzip();
+        let xs: Vec<Tensor> = xs.iter().map(|x| x.to_device(device)).collect();
         let outs = run(op, &c["args"], &xs);
+        for o in &outs {
+            assert_eq!(o.device(), device, "{name}: output on the wrong device");
+        }
         let wants: Vec<Value> = match &c["output"] {
             Value::Array(a) => a.clone(),
             v => vec![v.clone()],
@@ -166,7 +187,7 @@ fn check_file(file: &str, reduction: bool) {
         let Some(grads) = c.get("grads").and_then(|g| g.as_array()) else {
             continue;
         };
-        let seed = tensor(&c["grad_seed"]);
+        let seed = tensor(&c["grad_seed"]).to_device(device);
         outs[0].backward_with(&seed);
         for (k, (leaf, want)) in leaves.iter().zip(grads).enumerate() {
             if want.is_null() {

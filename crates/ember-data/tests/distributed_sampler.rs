@@ -12,7 +12,8 @@ use std::collections::BTreeSet;
 fn pytorch_shard(base: Vec<usize>, replicas: usize, rank: usize, drop_last: bool) -> Vec<usize> {
     let len = base.len();
     let num_samples = if drop_last && len % replicas != 0 {
-        (len - replicas).div_ceil(replicas) // math.ceil((len - r) / r)
+        // math.ceil((len - r) / r), which is 0 for len < r (Python's ceil of a negative fraction)
+        len.saturating_sub(replicas).div_ceil(replicas)
     } else {
         len.div_ceil(replicas)
     };

@@ -1,77 +1,27 @@
 //! Indexing ops on `Storage` (index_select, gather, scatter, masked_fill, cat, one_hot): device
-//! dispatch, plus the shape rule of `cat` shared by every device.
+//! dispatch (the shape rule of `cat`, shared by every device, is in `shape.rs`).
 
-use crate::cpu::CpuStorage;
 use crate::dtype::Scalar;
 use crate::layout::Layout;
-use crate::shape::Dims;
-use crate::storage::Storage;
-use smallvec::SmallVec;
-
-/// The shape of `torch.cat(parts, dim)`: the parts' common shape with `dim` summed. 1-D empty
-/// parts (shape `[0]`) are skipped when the others have more dims, as PyTorch's legacy rule.
-/// Panics naming the shapes when they disagree outside `dim`, or when `parts` is empty.
-pub fn cat_shape(parts: &[&[usize]], dim: usize) -> Dims {
-    if parts.is_empty() {
-        panic!("cat: expected a non-empty list of Tensors");
-    }
-    let legacy_empty = |s: &&[usize]| s.len() == 1 && s[0] == 0;
-    let kept: Vec<&[usize]> = parts.iter().copied().filter(|s| !legacy_empty(s)).collect();
-    if kept.is_empty() {
-        if dim != 0 {
-            panic!("cat: dim {dim} out of range for tensors of shape [0]");
-        }
-        return SmallVec::from_slice(&[0]);
-    }
-    let first = kept[0];
-    if first.is_empty() {
-        panic!("cat: zero-dimensional tensor (at position 0) cannot be concatenated");
-    }
-    if dim >= first.len() {
-        panic!("cat: dim {dim} out of range for tensors of shape {first:?}");
-    }
-    let mut out: Dims = SmallVec::from_slice(first);
-    out[dim] = 0;
-    for (i, s) in parts.iter().enumerate() {
-        if legacy_empty(s) && first.len() != 1 {
-            continue;
-        }
-        if s.len() != first.len() {
-            panic!(
-                "cat: Tensors must have same number of dimensions: got {} and {} (shapes {first:?} and {s:?})",
-                first.len(),
-                s.len()
-            );
-        }
-        for d in 0..s.len() {
-            if d != dim && s[d] != first[d] {
-                panic!(
-                    "cat: Sizes of tensors must match except in dimension {dim}. Expected size {} but got size {} for tensor number {i} in the list (shapes {first:?} and {s:?})",
-                    first[d], s[d]
-                );
-            }
-        }
-        out[dim] += s[dim];
-    }
-    out
-}
+pub use crate::shape::cat_shape;
+use crate::storage::{dispatch, operand, BackendStorage, Storage};
 
 impl Storage {
     /// `torch.index_select`: slices of `dim` picked by the 1-D integer (i64 or u8) `index`, into
     /// a new contiguous storage of the input's shape with `dim` resized to the index length.
     /// Negative or too large indices panic naming the op, index, dim and size.
     pub fn index_select(&self, l: &Layout, dim: usize, index: &Storage, li: &Layout) -> Storage {
-        match (self, index) {
-            (Storage::Cpu(s), Storage::Cpu(i)) => Storage::Cpu(s.index_select(l, dim, i, li)),
-        }
+        let dev = self.device();
+        dispatch!(self, s: S => {
+            s.index_select(l, dim, operand::<S>("index_select", dev, index), li).wrap()
+        })
     }
 
     /// `torch.gather` along `dim`; the output (contiguous) has the index's shape, which may be
     /// smaller than the input outside `dim`.
     pub fn gather(&self, l: &Layout, dim: usize, index: &Storage, li: &Layout) -> Storage {
-        match (self, index) {
-            (Storage::Cpu(s), Storage::Cpu(i)) => Storage::Cpu(s.gather(l, dim, i, li)),
-        }
+        let dev = self.device();
+        dispatch!(self, s: S => s.gather(l, dim, operand::<S>("gather", dev, index), li).wrap())
     }
 
     /// Out-of-place `scatter` (or `scatter_add` when `add`): a contiguous copy of `self` with the
@@ -87,11 +37,11 @@ impl Storage {
         ls: &Layout,
         add: bool,
     ) -> Storage {
-        match (self, index, src) {
-            (Storage::Cpu(s), Storage::Cpu(i), Storage::Cpu(x)) => {
-                Storage::Cpu(s.scatter(l, dim, i, li, x, ls, add))
-            }
-        }
+        let dev = self.device();
+        dispatch!(self, s: S => {
+            let (i, x) = (operand::<S>("scatter", dev, index), operand::<S>("scatter", dev, src));
+            s.scatter(l, dim, i, li, x, ls, add).wrap()
+        })
     }
 
     /// In-place `scatter_add_` into the elements of `self` selected by `l`.
@@ -104,39 +54,42 @@ impl Storage {
         src: &Storage,
         ls: &Layout,
     ) {
-        match (self, index, src) {
-            (Storage::Cpu(s), Storage::Cpu(i), Storage::Cpu(x)) => {
-                s.scatter_add_inplace(l, dim, i, li, x, ls)
-            }
-        }
+        let dev = self.device();
+        dispatch!(self, s: S => {
+            let i = operand::<S>("scatter_add_", dev, index);
+            let x = operand::<S>("scatter_add_", dev, src);
+            s.scatter_add_inplace(l, dim, i, li, x, ls)
+        })
     }
 
     /// `masked_fill`: `value` where the bool `mask` (layout broadcast to `l`'s shape) is true,
     /// the input elsewhere, into a new contiguous storage.
     pub fn masked_fill(&self, l: &Layout, mask: &Storage, lm: &Layout, value: Scalar) -> Storage {
-        match (self, mask) {
-            (Storage::Cpu(s), Storage::Cpu(m)) => Storage::Cpu(s.masked_fill(l, m, lm, value)),
-        }
+        let dev = self.device();
+        dispatch!(self, s: S => {
+            s.masked_fill(l, operand::<S>("masked_fill", dev, mask), lm, value).wrap()
+        })
     }
 
     /// `torch.cat` along `dim` into a new contiguous storage of shape [`cat_shape`]; all parts
     /// share a dtype and device.
     pub fn cat(parts: &[(&Storage, &Layout)], dim: usize) -> Storage {
-        let cpu: Vec<(&CpuStorage, &Layout)> = parts
-            .iter()
-            .map(|(s, l)| match s {
-                Storage::Cpu(c) => (c, *l),
-            })
-            .collect();
-        Storage::Cpu(CpuStorage::cat(&cpu, dim))
+        let first = parts
+            .first()
+            .expect("cat: expected a non-empty list of Tensors")
+            .0;
+        let dev = first.device();
+        dispatch!(first, _f: S => {
+            let on: Vec<(&S, &Layout)> =
+                parts.iter().map(|(s, l)| (operand::<S>("cat", dev, s), *l)).collect();
+            S::cat(&on, dim).wrap()
+        })
     }
 
     /// `nn.functional.one_hot` of int64 indices: an int64 storage of shape
     /// `l.shape + [num_classes]`.
     pub fn one_hot(&self, l: &Layout, num_classes: usize) -> Storage {
-        match self {
-            Storage::Cpu(s) => Storage::Cpu(s.one_hot(l, num_classes)),
-        }
+        dispatch!(self, s: S => s.one_hot(l, num_classes).wrap())
     }
 }
 

@@ -1,16 +1,15 @@
 //! Matrix products on `Storage` (matmul, batched matmul, addmm): device dispatch.
 
 use crate::layout::Layout;
-use crate::storage::Storage;
+use crate::storage::{dispatch, operand, BackendStorage, Storage};
 
 impl Storage {
     /// Batched GEMM: `la` is [B, M, K] and `rhs`'s `lb` is [B, K, N], batch dims already broadcast
     /// (stride 0 allowed) and both operands of one dtype; returns contiguous [B, M, N]. Transposed
     /// or strided operands are read in place, not copied.
     pub fn matmul(&self, la: &Layout, rhs: &Storage, lb: &Layout) -> Storage {
-        match (self, rhs) {
-            (Storage::Cpu(a), Storage::Cpu(b)) => Storage::Cpu(a.matmul(la, b, lb)),
-        }
+        let dev = self.device();
+        dispatch!(self, a: S => a.matmul(la, operand::<S>("matmul", dev, rhs), lb).wrap())
     }
 
     /// `beta * self + alpha * (a @ b)` with `self` the bias (layout already broadcast to [M, N]),
@@ -27,11 +26,11 @@ impl Storage {
         beta: f64,
         alpha: f64,
     ) -> Storage {
-        match (self, a, b) {
-            (Storage::Cpu(c), Storage::Cpu(a), Storage::Cpu(b)) => {
-                Storage::Cpu(c.addmm(lbias, a, la, b, lb, beta, alpha))
-            }
-        }
+        let dev = self.device();
+        dispatch!(self, c: S => {
+            let (a, b) = (operand::<S>("addmm", dev, a), operand::<S>("addmm", dev, b));
+            c.addmm(lbias, a, la, b, lb, beta, alpha).wrap()
+        })
     }
 }
 

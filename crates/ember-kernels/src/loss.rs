@@ -6,9 +6,9 @@
 //! Inputs have the class dimension at 1 (`(N, C, d1, …)`) or are 1-D (`(C)`); a "row" is one
 //! position `(n, d1, …)`, i.e. the C scores of one sample.
 
-use crate::cpu::CpuStorage;
+use crate::device::Device;
 use crate::layout::Layout;
-use crate::storage::Storage;
+use crate::storage::{dispatch, operand, BackendStorage, Storage};
 
 /// How per-row losses are combined (PyTorch's `reduction`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,31 +85,21 @@ impl<S> Clone for LossGrad<'_, S> {
 }
 impl<S> Copy for LossGrad<'_, S> {}
 
-/// The host storage of an operand that must live on the CPU with the input.
-fn cpu<'a>(op: &str, s: &'a Storage) -> &'a CpuStorage {
-    match s {
-        Storage::Cpu(c) => c,
-        #[allow(unreachable_patterns)]
-        _ => panic!(
-            "{op}: expected all tensors to be on the same device, but found at least two devices, cpu and {}",
-            s.device()
-        ),
-    }
-}
-
 impl<'a> CeTarget<'a> {
-    fn on_cpu(self, op: &str) -> CeTarget<'a, CpuStorage> {
+    /// The target on the input's backend `S` (a mixed-device panic otherwise).
+    fn on<S: BackendStorage>(self, op: &str, dev: Device) -> CeTarget<'a, S> {
         match self {
-            CeTarget::Index(s, l) => CeTarget::Index(cpu(op, s), l),
-            CeTarget::Prob(s, l) => CeTarget::Prob(cpu(op, s), l),
+            CeTarget::Index(s, l) => CeTarget::Index(operand(op, dev, s), l),
+            CeTarget::Prob(s, l) => CeTarget::Prob(operand(op, dev, s), l),
         }
     }
 }
 
 impl<'a> CeOptions<'a> {
-    fn on_cpu(self) -> CeOptions<'a, CpuStorage> {
+    /// The options with the weight on the input's backend `S`.
+    fn on<S: BackendStorage>(self, dev: Device) -> CeOptions<'a, S> {
         CeOptions {
-            weight: self.weight.map(|(s, l)| (cpu(self.op, s), l)),
+            weight: self.weight.map(|(s, l)| (operand(self.op, dev, s), l)),
             ignore_index: self.ignore_index,
             label_smoothing: self.label_smoothing,
             op: self.op,
@@ -118,10 +108,11 @@ impl<'a> CeOptions<'a> {
 }
 
 impl<'a> LossGrad<'a> {
-    fn on_cpu(self, op: &str) -> LossGrad<'a, CpuStorage> {
+    /// The incoming gradient on the input's backend `S`.
+    fn on<S: BackendStorage>(self, op: &str, dev: Device) -> LossGrad<'a, S> {
         match self {
-            LossGrad::Rows(s, l) => LossGrad::Rows(cpu(op, s), l),
-            LossGrad::Reduced(s, l, f) => LossGrad::Reduced(cpu(op, s), l, f),
+            LossGrad::Rows(s, l) => LossGrad::Rows(operand(op, dev, s), l),
+            LossGrad::Reduced(s, l, f) => LossGrad::Reduced(operand(op, dev, s), l, f),
         }
     }
 }
@@ -137,17 +128,16 @@ impl Storage {
         opts: &CeOptions<'_>,
         reduction: LossReduction,
     ) -> LossForward {
-        match self {
-            Storage::Cpu(s) => {
-                let (t, o) = (target.on_cpu(opts.op), opts.on_cpu());
-                let f = s.cross_entropy(layout, t, &o, reduction);
-                LossForward {
-                    loss: Storage::Cpu(f.loss),
-                    lse: f.lse.map(Storage::Cpu),
-                    weight_sum: f.weight_sum,
-                }
+        let dev = self.device();
+        dispatch!(self, s: S => {
+            let (t, o) = (target.on::<S>(opts.op, dev), opts.on::<S>(dev));
+            let f = s.cross_entropy(layout, t, &o, reduction);
+            LossForward {
+                loss: f.loss.wrap(),
+                lse: f.lse.map(BackendStorage::wrap),
+                weight_sum: f.weight_sum,
             }
-        }
+        })
     }
 
     /// Fused cross-entropy backward: `g * (softmax(x) * Σ w t' - w t')` per row from the saved
@@ -162,14 +152,13 @@ impl Storage {
         grad: LossGrad<'_>,
         target_grad: bool,
     ) -> (Storage, Option<Storage>) {
-        match self {
-            Storage::Cpu(s) => {
-                let (t, o) = (target.on_cpu(opts.op), opts.on_cpu());
-                let (lse, g) = (cpu(opts.op, lse), grad.on_cpu(opts.op));
-                let (gi, gt) = s.cross_entropy_backward(layout, t, &o, lse, g, target_grad);
-                (Storage::Cpu(gi), gt.map(Storage::Cpu))
-            }
-        }
+        let dev = self.device();
+        dispatch!(self, s: S => {
+            let (t, o) = (target.on::<S>(opts.op, dev), opts.on::<S>(dev));
+            let (lse, g) = (operand::<S>(opts.op, dev, lse), grad.on::<S>(opts.op, dev));
+            let (gi, gt) = s.cross_entropy_backward(layout, t, &o, lse, g, target_grad);
+            (gi.wrap(), gt.map(BackendStorage::wrap))
+        })
     }
 
     /// NLL forward on log-probabilities with class-index targets: `-w[y] * x[y]` per row, then
@@ -181,17 +170,16 @@ impl Storage {
         opts: &CeOptions<'_>,
         reduction: LossReduction,
     ) -> LossForward {
-        match self {
-            Storage::Cpu(s) => {
-                let t = (cpu(opts.op, target.0), target.1);
-                let f = s.nll_loss(layout, t, &opts.on_cpu(), reduction);
-                LossForward {
-                    loss: Storage::Cpu(f.loss),
-                    lse: None,
-                    weight_sum: f.weight_sum,
-                }
+        let dev = self.device();
+        dispatch!(self, s: S => {
+            let t = (operand::<S>(opts.op, dev, target.0), target.1);
+            let f = s.nll_loss(layout, t, &opts.on::<S>(dev), reduction);
+            LossForward {
+                loss: f.loss.wrap(),
+                lse: None,
+                weight_sum: f.weight_sum,
             }
-        }
+        })
     }
 
     /// NLL backward: `-w[y] * g` at each row's target class, zero elsewhere (input shape).
@@ -202,12 +190,11 @@ impl Storage {
         opts: &CeOptions<'_>,
         grad: LossGrad<'_>,
     ) -> Storage {
-        match self {
-            Storage::Cpu(s) => {
-                let t = (cpu(opts.op, target.0), target.1);
-                let g = grad.on_cpu(opts.op);
-                Storage::Cpu(s.nll_loss_backward(layout, t, &opts.on_cpu(), g))
-            }
-        }
+        let dev = self.device();
+        dispatch!(self, s: S => {
+            let t = (operand::<S>(opts.op, dev, target.0), target.1);
+            let g = grad.on::<S>(opts.op, dev);
+            s.nll_loss_backward(layout, t, &opts.on::<S>(dev), g).wrap()
+        })
     }
 }

@@ -6,9 +6,8 @@
 //! `*Step` structs, so the kernels keep no state of their own. State buffers are whole contiguous
 //! storages with one element per parameter element, in the parameter's logical (row-major) order.
 
-use crate::cpu::CpuStorage;
 use crate::layout::Layout;
-use crate::storage::Storage;
+use crate::storage::{dispatch, operand, operand_mut, Storage};
 
 /// The scalars of one `torch.optim.SGD` step for one parameter.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -87,24 +86,6 @@ pub struct AdagradStep {
     pub maximize: bool,
 }
 
-/// The CPU storage behind `s`, or a device-mismatch panic naming `op`.
-fn cpu<'a>(op: &str, s: &'a Storage) -> &'a CpuStorage {
-    match s {
-        Storage::Cpu(c) => c,
-        #[allow(unreachable_patterns)]
-        _ => panic!("{op}: expected all tensors to be on the same device (cpu)"),
-    }
-}
-
-/// The mutable CPU storage behind `s`, or a device-mismatch panic naming `op`.
-fn cpu_mut<'a>(op: &str, s: &'a mut Storage) -> &'a mut CpuStorage {
-    match s {
-        Storage::Cpu(c) => c,
-        #[allow(unreachable_patterns)]
-        _ => panic!("{op}: expected all tensors to be on the same device (cpu)"),
-    }
-}
-
 impl Storage {
     /// One SGD step in place on the parameter elements `lp` selects, with gradient `(grad, lg)`
     /// (same shape and dtype) and, when `momentum != 0`, the momentum buffer.
@@ -116,11 +97,12 @@ impl Storage {
         momentum_buffer: Option<&mut Storage>,
         h: &SgdStep,
     ) {
-        let g = cpu("sgd", grad);
-        let buf = momentum_buffer.map(|b| cpu_mut("sgd", b));
-        match self {
-            Storage::Cpu(p) => p.sgd_step(lp, g, lg, buf, h),
-        }
+        let dev = self.device();
+        dispatch!(self, p: S => {
+            let g = operand::<S>("sgd", dev, grad);
+            let buf = momentum_buffer.map(|b| operand_mut::<S>("sgd", dev, b));
+            p.sgd_step(lp, g, lg, buf, h)
+        })
     }
 
     /// One Adam/AdamW step in place (see [`AdamStep`]); `max_exp_avg_sq` is needed with amsgrad.
@@ -134,12 +116,14 @@ impl Storage {
         max_exp_avg_sq: Option<&mut Storage>,
         h: &AdamStep,
     ) {
-        let g = cpu("adam", grad);
-        let (m, v) = (cpu_mut("adam", exp_avg), cpu_mut("adam", exp_avg_sq));
-        let vmax = max_exp_avg_sq.map(|b| cpu_mut("adam", b));
-        match self {
-            Storage::Cpu(p) => p.adam_step(lp, g, lg, m, v, vmax, h),
-        }
+        let dev = self.device();
+        dispatch!(self, p: S => {
+            let g = operand::<S>("adam", dev, grad);
+            let m = operand_mut::<S>("adam", dev, exp_avg);
+            let v = operand_mut::<S>("adam", dev, exp_avg_sq);
+            let vmax = max_exp_avg_sq.map(|b| operand_mut::<S>("adam", dev, b));
+            p.adam_step(lp, g, lg, m, v, vmax, h)
+        })
     }
 
     /// One RMSprop step in place (see [`RmspropStep`]).
@@ -153,13 +137,14 @@ impl Storage {
         grad_avg: Option<&mut Storage>,
         h: &RmspropStep,
     ) {
-        let g = cpu("rmsprop", grad);
-        let sq = cpu_mut("rmsprop", square_avg);
-        let buf = momentum_buffer.map(|b| cpu_mut("rmsprop", b));
-        let ga = grad_avg.map(|b| cpu_mut("rmsprop", b));
-        match self {
-            Storage::Cpu(p) => p.rmsprop_step(lp, g, lg, sq, buf, ga, h),
-        }
+        let dev = self.device();
+        dispatch!(self, p: S => {
+            let g = operand::<S>("rmsprop", dev, grad);
+            let sq = operand_mut::<S>("rmsprop", dev, square_avg);
+            let buf = momentum_buffer.map(|b| operand_mut::<S>("rmsprop", dev, b));
+            let ga = grad_avg.map(|b| operand_mut::<S>("rmsprop", dev, b));
+            p.rmsprop_step(lp, g, lg, sq, buf, ga, h)
+        })
     }
 
     /// One Adagrad step in place (see [`AdagradStep`]).
@@ -171,11 +156,12 @@ impl Storage {
         sum: &mut Storage,
         h: &AdagradStep,
     ) {
-        let g = cpu("adagrad", grad);
-        let s = cpu_mut("adagrad", sum);
-        match self {
-            Storage::Cpu(p) => p.adagrad_step(lp, g, lg, s, h),
-        }
+        let dev = self.device();
+        dispatch!(self, p: S => {
+            let g = operand::<S>("adagrad", dev, grad);
+            let s = operand_mut::<S>("adagrad", dev, sum);
+            p.adagrad_step(lp, g, lg, s, h)
+        })
     }
 
     /// The un-rooted vector norm of the elements `layout` selects, accumulated in f64:
@@ -183,8 +169,6 @@ impl Storage {
     /// `max |x|` for `+inf` and `min |x|` for `-inf` (`inf` when empty). Deterministic: the
     /// summation order depends only on the number of elements, not on the number of threads.
     pub fn norm_pow_sum(&self, layout: &Layout, ord: f64) -> f64 {
-        match self {
-            Storage::Cpu(s) => s.norm_pow_sum(layout, ord),
-        }
+        dispatch!(self, s: S => s.norm_pow_sum(layout, ord))
     }
 }

@@ -7,22 +7,44 @@
 
 pub mod generator;
 pub mod mt19937;
+pub mod philox;
 pub mod transforms;
 
 pub use generator::{
     default_generator, initial_seed, manual_seed, Generator, GeneratorState, DEFAULT_SEED,
 };
+pub use philox::PhiloxStream;
+#[cfg(feature = "cuda")]
+use philox::RandomOp;
 
 use crate::cpu::creation as cpu;
 use crate::cpu::random as cpu_random;
+#[cfg(feature = "cuda")]
+use crate::cuda::CudaStorage;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::layout::Layout;
-use crate::storage::Storage;
+use crate::storage::{cuda_arm, Storage};
 
 /// The generator an op draws from: the given one, else the default.
 fn pick(gen: Option<&Generator>) -> &Generator {
     gen.unwrap_or(default_generator())
+}
+
+/// The Philox blocks for `n` values of `op` on CUDA device `ordinal`, from its default
+/// generator. A `Generator` is PyTorch's CPU generator: as PyTorch, it cannot drive a CUDA op.
+#[cfg(feature = "cuda")]
+fn device_stream(
+    gen: Option<&Generator>,
+    ordinal: usize,
+    n: usize,
+    op: RandomOp,
+    dtype: DType,
+) -> PhiloxStream {
+    if gen.is_some() {
+        panic!("Expected a 'cuda' device type for generator but found 'cpu'");
+    }
+    philox::reserve(ordinal, n, op, dtype)
 }
 
 fn check_float(op: &str, dtype: DType) {
@@ -94,7 +116,10 @@ impl Storage {
         }
         match device {
             Device::Cpu => Storage::Cpu(cpu_random::uniform(n, low, high, dtype, pick(gen))),
-            Device::Cuda(_) => cuda_unavailable(),
+            Device::Cuda(i) => cuda_arm!(i => {
+                let st = device_stream(gen, i, n, RandomOp::Uniform, dtype);
+                CudaStorage::uniform(n, low, high, dtype, st, i)
+            }),
         }
     }
 
@@ -125,7 +150,10 @@ impl Storage {
                 contiguous,
                 pick(gen),
             )),
-            Device::Cuda(_) => cuda_unavailable(),
+            Device::Cuda(i) => cuda_arm!(i => {
+                let st = device_stream(gen, i, n, RandomOp::Normal, dtype);
+                CudaStorage::normal(n, mean, std, dtype, st, i)
+            }),
         }
     }
 
@@ -135,6 +163,12 @@ impl Storage {
         check_float("bernoulli", probs.dtype());
         match probs {
             Storage::Cpu(p) => Storage::Cpu(cpu_random::bernoulli(p, layout, pick(gen))),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(p) => {
+                let (n, d) = (layout.numel(), p.dtype());
+                let st = device_stream(gen, p.ordinal(), n, RandomOp::Bernoulli, d);
+                Storage::Cuda(CudaStorage::bernoulli(p, layout, st))
+            }
         }
     }
 
@@ -152,7 +186,10 @@ impl Storage {
         }
         match device {
             Device::Cpu => Storage::Cpu(cpu_random::bernoulli_scalar(n, p, dtype, pick(gen))),
-            Device::Cuda(_) => cuda_unavailable(),
+            Device::Cuda(i) => cuda_arm!(i => {
+                let st = device_stream(gen, i, n, RandomOp::Bernoulli, dtype);
+                CudaStorage::bernoulli_scalar(n, p, dtype, st, i)
+            }),
         }
     }
 
@@ -169,7 +206,10 @@ impl Storage {
         }
         match device {
             Device::Cpu => Storage::Cpu(cpu_random::randint(n, low, high, pick(gen))),
-            Device::Cuda(_) => cuda_unavailable(),
+            Device::Cuda(i) => cuda_arm!(i => {
+                let st = device_stream(gen, i, n, RandomOp::Randint, DType::I64);
+                CudaStorage::randint(n, low, high, st, i)
+            }),
         }
     }
 
@@ -177,7 +217,10 @@ impl Storage {
     pub fn randperm(n: usize, device: Device, gen: Option<&Generator>) -> Storage {
         match device {
             Device::Cpu => Storage::Cpu(cpu_random::randperm(n, pick(gen))),
-            Device::Cuda(_) => cuda_unavailable(),
+            Device::Cuda(i) => cuda_arm!(i => {
+                let st = device_stream(gen, i, n, RandomOp::Randperm, DType::I64);
+                CudaStorage::randperm(n, st, i)
+            }),
         }
     }
 
@@ -187,7 +230,7 @@ impl Storage {
         let n = arange_len(start, end, step, dtype);
         match device {
             Device::Cpu => Storage::Cpu(cpu::arange(n, start, step, dtype)),
-            Device::Cuda(_) => cuda_unavailable(),
+            Device::Cuda(i) => cuda_arm!(i => CudaStorage::arange(n, start, step, dtype, i)),
         }
     }
 
@@ -199,7 +242,7 @@ impl Storage {
         }
         match device {
             Device::Cpu => Storage::Cpu(cpu::linspace(start, end, steps, dtype)),
-            Device::Cuda(_) => cuda_unavailable(),
+            Device::Cuda(i) => cuda_arm!(i => CudaStorage::linspace(start, end, steps, dtype, i)),
         }
     }
 
@@ -207,13 +250,9 @@ impl Storage {
     pub fn eye(n: usize, m: usize, dtype: DType, device: Device) -> Storage {
         match device {
             Device::Cpu => Storage::Cpu(cpu::eye(n, m, dtype)),
-            Device::Cuda(_) => cuda_unavailable(),
+            Device::Cuda(i) => cuda_arm!(i => CudaStorage::eye(n, m, dtype, i)),
         }
     }
-}
-
-fn cuda_unavailable() -> ! {
-    panic!("CUDA storage is not available in this build of Ember (the CUDA backend is not implemented yet)")
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use crate::dtype::DType;
 use crate::layout::Layout;
 use crate::op::ReduceOp;
-use crate::storage::Storage;
+use crate::storage::{dispatch, operand, BackendStorage, Storage};
 
 /// Which extreme `arg_reduce` looks for (`argmax`/`argmin`, `max(dim)`/`min(dim)`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -30,44 +30,34 @@ impl Storage {
     /// dims) with `op`. Dtype per [`reduce_dtype`]; an empty reduction gives 0 (sum) or 1
     /// (prod) and panics for max/min.
     pub fn reduce(&self, layout: &Layout, dims: &[usize], op: ReduceOp) -> Storage {
-        match self {
-            Storage::Cpu(s) => Storage::Cpu(s.reduce(layout, dims, op)),
-        }
+        dispatch!(self, s: S => s.reduce(layout, dims, op).wrap())
     }
 
     /// `(values, indices)` of the largest/smallest element along `dim` (indices int64), keepdim
     /// shape. First occurrence wins; NaN counts as the extreme. For a whole-tensor argmax pass a
     /// flattened contiguous layout.
     pub fn arg_reduce(&self, layout: &Layout, dim: usize, op: ArgReduceOp) -> (Storage, Storage) {
-        match self {
-            Storage::Cpu(s) => {
-                let (v, i) = s.arg_reduce(layout, dim, op);
-                (Storage::Cpu(v), Storage::Cpu(i))
-            }
-        }
+        dispatch!(self, s: S => {
+            let (v, i) = s.arg_reduce(layout, dim, op);
+            (v.wrap(), i.wrap())
+        })
     }
 
     /// Variance over `dims` (empty = all), keepdim shape, dividing by `N - correction` (1 =
     /// unbiased; a non-positive divisor gives inf/NaN as PyTorch). Floating-point dtypes only.
     pub fn var(&self, layout: &Layout, dims: &[usize], correction: f64) -> Storage {
-        match self {
-            Storage::Cpu(s) => Storage::Cpu(s.var(layout, dims, correction)),
-        }
+        dispatch!(self, s: S => s.var(layout, dims, correction).wrap())
     }
 
     /// `log(Σ exp(x))` over `dims` (empty = all), keepdim shape, computed stably. Integer inputs
     /// give float32.
     pub fn logsumexp(&self, layout: &Layout, dims: &[usize]) -> Storage {
-        match self {
-            Storage::Cpu(s) => Storage::Cpu(s.logsumexp(layout, dims)),
-        }
+        dispatch!(self, s: S => s.logsumexp(layout, dims).wrap())
     }
 
     /// `softmax` (or `log_softmax` when `log`) along `dim`: same shape, contiguous, float only.
     pub fn softmax(&self, layout: &Layout, dim: usize, log: bool) -> Storage {
-        match self {
-            Storage::Cpu(s) => Storage::Cpu(s.softmax(layout, dim, log)),
-        }
+        dispatch!(self, s: S => s.softmax(layout, dim, log).wrap())
     }
 
     /// Fused backward of `softmax`/`log_softmax` along `dim`: `self` is the upstream gradient
@@ -80,10 +70,10 @@ impl Storage {
         dim: usize,
         log: bool,
     ) -> Storage {
-        match (self, out) {
-            (Storage::Cpu(g), Storage::Cpu(o)) => {
-                Storage::Cpu(g.softmax_backward(lg, o, lo, dim, log))
-            }
-        }
+        let dev = self.device();
+        dispatch!(self, g: S => {
+            let o = operand::<S>("softmax_backward", dev, out);
+            g.softmax_backward(lg, o, lo, dim, log).wrap()
+        })
     }
 }

@@ -104,6 +104,54 @@ pub fn broadcast_or_panic(op: &str, a: &[usize], b: &[usize]) -> Dims {
         .unwrap_or_else(|| panic!("{op}: shapes {a:?} and {b:?} cannot be broadcast together"))
 }
 
+/// The shape of `torch.cat(parts, dim)`: the parts' common shape with `dim` summed. 1-D empty
+/// parts (shape `[0]`) are skipped when the others have more dims, as PyTorch's legacy rule.
+/// Panics naming the shapes when they disagree outside `dim`, or when `parts` is empty.
+pub fn cat_shape(parts: &[&[usize]], dim: usize) -> Dims {
+    if parts.is_empty() {
+        panic!("cat: expected a non-empty list of Tensors");
+    }
+    let legacy_empty = |s: &&[usize]| s.len() == 1 && s[0] == 0;
+    let kept: Vec<&[usize]> = parts.iter().copied().filter(|s| !legacy_empty(s)).collect();
+    if kept.is_empty() {
+        if dim != 0 {
+            panic!("cat: dim {dim} out of range for tensors of shape [0]");
+        }
+        return SmallVec::from_slice(&[0]);
+    }
+    let first = kept[0];
+    if first.is_empty() {
+        panic!("cat: zero-dimensional tensor (at position 0) cannot be concatenated");
+    }
+    if dim >= first.len() {
+        panic!("cat: dim {dim} out of range for tensors of shape {first:?}");
+    }
+    let mut out: Dims = SmallVec::from_slice(first);
+    out[dim] = 0;
+    for (i, s) in parts.iter().enumerate() {
+        if legacy_empty(s) && first.len() != 1 {
+            continue;
+        }
+        if s.len() != first.len() {
+            panic!(
+                "cat: Tensors must have same number of dimensions: got {} and {} (shapes {first:?} and {s:?})",
+                first.len(),
+                s.len()
+            );
+        }
+        for d in 0..s.len() {
+            if d != dim && s[d] != first[d] {
+                panic!(
+                    "cat: Sizes of tensors must match except in dimension {dim}. Expected size {} but got size {} for tensor number {i} in the list (shapes {first:?} and {s:?})",
+                    first[d], s[d]
+                );
+            }
+        }
+        out[dim] += s[dim];
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

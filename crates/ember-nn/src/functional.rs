@@ -15,7 +15,7 @@
 use crate::loss;
 use ember_autograd::smallvec::smallvec;
 use ember_autograd::Generator;
-use ember_autograd::{custom_op, no_grad, DType, Tensor};
+use ember_autograd::{custom_op, no_grad, AdaptiveSize, DType, IntOrPair, Padding, Tensor};
 
 /// `x @ weight.T + bias` for `x` of shape `(*, in_features)`, `weight` `(out, in)`, `bias`
 /// `(out)`; 2-D inputs with a bias go through one fused `addmm`. Operands of different dtypes
@@ -180,7 +180,143 @@ pub fn dropout_with(x: &Tensor, p: f64, training: bool, gen: Option<&Generator>)
     })
 }
 
-/// Batch normalisation over `(N, C)` or `(N, C, L)` with batch statistics when `training`
+/// Channel-wise dropout (`F.dropout2d`): in training, each `(n, c)` plane of an `(N, C, …)`
+/// input is zeroed with probability `p` (mask from the default generator) and the rest scaled by
+/// `1/(1-p)`; otherwise returns `x`.
+pub fn dropout2d(x: &Tensor, p: f64, training: bool) -> Tensor {
+    dropout2d_with(x, p, training, None)
+}
+
+/// [`dropout2d`] drawing its mask from `gen` (the default generator when `None`).
+pub fn dropout2d_with(x: &Tensor, p: f64, training: bool, gen: Option<&Generator>) -> Tensor {
+    if !(0.0..=1.0).contains(&p) {
+        panic!("dropout probability has to be between 0 and 1, but got {p}");
+    }
+    if !training || p == 0.0 {
+        return x.clone();
+    }
+    if x.dim() < 2 {
+        panic!(
+            "dropout2d: feature dropout requires at least 2 dimensions in the input, got shape {:?}",
+            x.shape()
+        );
+    }
+    // One draw per (n, c) plane, broadcast over the spatial dims.
+    let mut mask_shape = vec![1usize; x.dim()];
+    mask_shape[..2].copy_from_slice(&x.shape()[..2]);
+    let mask = if p == 1.0 {
+        Tensor::zeros(&mask_shape[..]).to_dtype(x.dtype())
+    } else {
+        let keep = Tensor::bernoulli_scalar(&mask_shape[..], 1.0 - p, x.dtype(), gen);
+        &keep * (1.0 / (1.0 - p))
+    };
+    x * &mask.to_device(x.device())
+}
+
+/// 2-D convolution (`F.conv2d`): see [`Tensor::conv2d`].
+pub fn conv2d(
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: impl Into<IntOrPair>,
+    padding: impl Into<Padding>,
+    dilation: impl Into<IntOrPair>,
+    groups: usize,
+) -> Tensor {
+    input.conv2d(weight, bias, stride, padding, dilation, groups)
+}
+
+/// 1-D convolution (`F.conv1d`): see [`Tensor::conv1d`].
+pub fn conv1d(
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: impl Into<Padding>,
+    dilation: usize,
+    groups: usize,
+) -> Tensor {
+    input.conv1d(weight, bias, stride, padding, dilation, groups)
+}
+
+/// 2-D transposed convolution (`F.conv_transpose2d`): see [`Tensor::conv_transpose2d`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv_transpose2d(
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: impl Into<IntOrPair>,
+    padding: impl Into<IntOrPair>,
+    output_padding: impl Into<IntOrPair>,
+    groups: usize,
+    dilation: impl Into<IntOrPair>,
+) -> Tensor {
+    input.conv_transpose2d(
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        groups,
+        dilation,
+    )
+}
+
+/// 2-D max pooling (`F.max_pool2d`, stride `None` = the kernel size): see [`Tensor::max_pool2d`].
+pub fn max_pool2d(
+    input: &Tensor,
+    kernel_size: impl Into<IntOrPair>,
+    stride: Option<IntOrPair>,
+    padding: impl Into<IntOrPair>,
+    dilation: impl Into<IntOrPair>,
+    ceil_mode: bool,
+) -> Tensor {
+    input.max_pool2d(kernel_size, stride, padding, dilation, ceil_mode)
+}
+
+/// 1-D max pooling (`F.max_pool1d`): see [`Tensor::max_pool1d`].
+pub fn max_pool1d(
+    input: &Tensor,
+    kernel_size: usize,
+    stride: Option<usize>,
+    padding: usize,
+    dilation: usize,
+    ceil_mode: bool,
+) -> Tensor {
+    input.max_pool1d(kernel_size, stride, padding, dilation, ceil_mode)
+}
+
+/// 2-D average pooling (`F.avg_pool2d`): see [`Tensor::avg_pool2d`].
+pub fn avg_pool2d(
+    input: &Tensor,
+    kernel_size: impl Into<IntOrPair>,
+    stride: Option<IntOrPair>,
+    padding: impl Into<IntOrPair>,
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: Option<usize>,
+) -> Tensor {
+    input.avg_pool2d(
+        kernel_size,
+        stride,
+        padding,
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+    )
+}
+
+/// Adaptive 2-D average pooling (`F.adaptive_avg_pool2d`).
+pub fn adaptive_avg_pool2d(input: &Tensor, output_size: impl Into<AdaptiveSize>) -> Tensor {
+    input.adaptive_avg_pool2d(output_size)
+}
+
+/// Adaptive 2-D max pooling (`F.adaptive_max_pool2d`).
+pub fn adaptive_max_pool2d(input: &Tensor, output_size: impl Into<AdaptiveSize>) -> Tensor {
+    input.adaptive_max_pool2d(output_size)
+}
+
+/// Batch normalisation over `(N, C, …)` (any number of trailing dims, as `BatchNorm1d`/`2d`) with batch statistics when `training`
 /// (updating `running_mean` / `running_var` in place with `momentum`) and the running ones
 /// otherwise.
 #[allow(clippy::too_many_arguments)]

@@ -1,4 +1,4 @@
-//! Basic layers: `Linear`, `Identity`, `Flatten`, `Unflatten`, `Dropout`.
+//! Basic layers: `Linear`, `Identity`, `Flatten`, `Unflatten`, `Dropout`, `Dropout2d`.
 
 use crate::functional as F;
 use crate::init;
@@ -325,6 +325,66 @@ impl Module for Dropout {
         F::dropout_with(input, self.p, self.training.get(), self.gen.as_ref())
     }
     #[track_caller]
+    fn extra_repr(&self) -> String {
+        format!("p={:?}, inplace=False", self.p)
+    }
+}
+
+/// Zeroes whole channels with probability `p` in training mode and scales the rest by
+/// `1/(1-p)` (`nn.Dropout2d`): for `(N, C, H, W)` input each `(n, c)` plane is kept or dropped
+/// as a unit (for 3-D input, PyTorch's historical `(N, C, L)` reading); the identity in
+/// evaluation mode.
+///
+/// ```
+/// use ember_autograd::{Generator, Tensor};
+/// use ember_nn::{Dropout2d, Module};
+/// let d = Dropout2d::new(0.5).generator(Generator::new(0));
+/// let y = d.forward(&Tensor::ones([8, 16, 3, 3])).reshape([128, 9]);
+/// // Each channel is all zeros or all twos.
+/// let rows = y.to_vec::<f32>();
+/// assert!(rows.chunks(9).all(|r| r.iter().all(|&v| v == r[0]) && (r[0] == 0.0 || r[0] == 2.0)));
+/// assert_eq!(d.repr(), "Dropout2d(p=0.5, inplace=False)");
+/// ```
+#[derive(Module)]
+pub struct Dropout2d {
+    /// The probability of zeroing a channel.
+    pub p: f64,
+    #[module(skip)]
+    gen: Option<Generator>,
+    training: TrainFlag,
+}
+
+impl Dropout2d {
+    /// `Dropout2d(p)`.
+    pub fn new(p: f64) -> Dropout2d {
+        if !(0.0..=1.0).contains(&p) {
+            panic!("dropout probability has to be between 0 and 1, but got {p}");
+        }
+        Dropout2d {
+            p,
+            gen: None,
+            training: TrainFlag::new(),
+        }
+    }
+
+    /// Draws masks from `gen` instead of the default generator.
+    pub fn generator(mut self, gen: Generator) -> Dropout2d {
+        self.gen = Some(gen);
+        self
+    }
+}
+
+impl Default for Dropout2d {
+    /// `Dropout2d(p=0.5)`.
+    fn default() -> Self {
+        Dropout2d::new(0.5)
+    }
+}
+
+impl Module for Dropout2d {
+    fn forward(&self, input: &Tensor) -> Tensor {
+        F::dropout2d_with(input, self.p, self.training.get(), self.gen.as_ref())
+    }
     fn extra_repr(&self) -> String {
         format!("p={:?}, inplace=False", self.p)
     }

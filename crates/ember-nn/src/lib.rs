@@ -1,7 +1,8 @@
 //! # ember-nn
 //!
 //! PyTorch's `torch.nn` for Ember: the [`Module`] trait, layers ([`Linear`], [`Sequential`],
-//! [`BatchNorm1d`], [`LayerNorm`], [`Embedding`], [`Dropout`], activations, …), losses
+//! [`Conv2d`], [`MaxPool2d`], [`BatchNorm1d`], [`BatchNorm2d`], [`LayerNorm`], [`Embedding`],
+//! [`Dropout`], activations, …), losses
 //! ([`CrossEntropyLoss`], [`NLLLoss`], [`MSELoss`], …), [`init`], the functional API
 //! ([`functional`], PyTorch's `F`) and `state_dict` / safetensors files with PyTorch's names.
 //!
@@ -61,6 +62,7 @@
 extern crate self as ember_nn;
 
 mod activation;
+mod conv;
 mod embedding;
 pub mod functional;
 pub mod init;
@@ -68,19 +70,22 @@ mod layers;
 mod loss;
 mod module;
 mod norm;
+mod pool;
 mod sequential;
 mod state;
 
 pub use activation::{LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Tanh, ELU, GELU};
+pub use conv::{Conv1d, Conv2d, ConvTranspose2d};
 pub use embedding::Embedding;
 pub use ember_nn_derive::Module;
-pub use layers::{Dropout, Flatten, Identity, Linear, Unflatten};
+pub use layers::{Dropout, Dropout2d, Flatten, Identity, Linear, Unflatten};
 pub use loss::{
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss, Loss, MSELoss,
     NLLLoss, Reduction, SmoothL1Loss,
 };
 pub use module::{Buffer, Member, Module, ModuleVisit, Parameter, TrainFlag, Visitor, VisitorMut};
-pub use norm::{BatchNorm1d, LayerNorm};
+pub use norm::{BatchNorm1d, BatchNorm2d, LayerNorm};
+pub use pool::{AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool1d, MaxPool2d};
 pub use sequential::{Sequential, SequentialKey};
 pub use state::{
     load_safetensors, load_safetensors_bytes, save_safetensors, IncompatibleKeys, LoadError,

@@ -294,7 +294,11 @@ plain_members!(
     String,
     &'static str,
     DType,
-    Device
+    Device,
+    [usize; 2],
+    ember_autograd::IntOrPair,
+    ember_autograd::Padding,
+    ember_autograd::AdaptiveSize
 );
 
 impl<T: ?Sized> Member for std::marker::PhantomData<T> {

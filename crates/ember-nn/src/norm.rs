@@ -1,5 +1,5 @@
-//! Normalisation layers: `BatchNorm1d` (batch statistics in training with running averages,
-//! running statistics in evaluation) and `LayerNorm`.
+//! Normalisation layers: `BatchNorm1d` and `BatchNorm2d` (batch statistics in training with
+//! running averages, running statistics in evaluation; one definition for both) and `LayerNorm`.
 
 use crate::module::{Buffer, Module, Parameter, TrainFlag};
 use ember_autograd::{no_grad, DType, Tensor};
@@ -133,128 +133,176 @@ pub(crate) fn layer_norm_impl(
     }
 }
 
-/// Batch normalisation of `(N, C)` or `(N, C, L)` inputs (`nn.BatchNorm1d`): in training, each
-/// channel is normalised with the batch's mean and biased variance, and the running mean and
-/// unbiased variance are updated with `momentum` (0.1; `None` for a cumulative average); in
-/// evaluation the running statistics are used. `weight` (ones) and `bias` (zeros) are learned
-/// when `affine`. State names follow PyTorch: `weight`, `bias`, `running_mean`, `running_var`,
-/// `num_batches_tracked`.
-#[derive(Module)]
-pub struct BatchNorm1d {
-    /// Per-channel scale (`affine`).
-    pub weight: Option<Parameter>,
-    /// Per-channel shift (`affine`).
-    pub bias: Option<Parameter>,
-    /// Running mean (`track_running_stats`).
-    pub running_mean: Option<Buffer>,
-    /// Running unbiased variance (`track_running_stats`).
-    pub running_var: Option<Buffer>,
-    /// Number of training batches seen (int64, `track_running_stats`).
-    pub num_batches_tracked: Option<Buffer>,
-    /// Number of channels C.
-    pub num_features: usize,
-    /// Added to the variance for stability (1e-5).
-    pub eps: f64,
-    /// Weight of the new batch in the running averages (0.1; `None`: cumulative average).
-    pub momentum: Option<f64>,
-    training: TrainFlag,
+/// A float as Python's `repr` prints it (`1e-05`, `0.001`, `0.1`), for printed layers.
+fn py_float(v: f64) -> String {
+    if v == 0.0 || (1e-4..1e16).contains(&v.abs()) {
+        return format!("{v:?}");
+    }
+    let s = format!("{v:e}");
+    let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let (sign, digits) = match exp.strip_prefix('-') {
+        Some(d) => ("-", d),
+        None => ("+", exp),
+    };
+    format!("{mantissa}e{sign}{digits:0>2}")
 }
 
-impl BatchNorm1d {
-    /// `BatchNorm1d(num_features)` with PyTorch's defaults (eps 1e-5, momentum 0.1, affine,
-    /// tracking running statistics).
-    #[track_caller]
-    pub fn new(num_features: usize) -> BatchNorm1d {
-        BatchNorm1d {
-            weight: Some(Parameter::new(Tensor::ones([num_features]))),
-            bias: Some(Parameter::new(Tensor::zeros([num_features]))),
-            running_mean: Some(Buffer::new(Tensor::zeros([num_features]))),
-            running_var: Some(Buffer::new(Tensor::ones([num_features]))),
-            num_batches_tracked: Some(Buffer::new(Tensor::full_on(
-                &[],
-                0i64,
-                DType::I64,
-                ember_autograd::Device::Cpu,
-            ))),
-            num_features,
-            eps: 1e-5,
-            momentum: Some(0.1),
-            training: TrainFlag::new(),
+/// Defines a batch-normalisation layer: the struct (PyTorch's state names), its builders and its
+/// `forward` through [`batch_norm_impl`]. `BatchNorm1d` and `BatchNorm2d` differ only in the
+/// input ranks they accept.
+macro_rules! batch_norm_layer {
+    ($(#[$doc:meta])* $name:ident, ranks: [$($rank:literal),+], expected: $expected:literal) => {
+        $(#[$doc])*
+        #[derive(Module)]
+        pub struct $name {
+            /// Per-channel scale (`affine`).
+            pub weight: Option<Parameter>,
+            /// Per-channel shift (`affine` and `bias`).
+            pub bias: Option<Parameter>,
+            /// Running mean (`track_running_stats`).
+            pub running_mean: Option<Buffer>,
+            /// Running unbiased variance (`track_running_stats`).
+            pub running_var: Option<Buffer>,
+            /// Number of training batches seen (int64, `track_running_stats`).
+            pub num_batches_tracked: Option<Buffer>,
+            /// Number of channels C.
+            pub num_features: usize,
+            /// Added to the variance for stability (1e-5).
+            pub eps: f64,
+            /// Weight of the new batch in the running averages (0.1; `None`: cumulative average).
+            pub momentum: Option<f64>,
+            training: TrainFlag,
         }
-    }
 
-    /// Sets `eps`.
-    #[track_caller]
-    pub fn eps(mut self, eps: f64) -> BatchNorm1d {
-        self.eps = eps;
-        self
-    }
+        impl $name {
+            #[doc = concat!("`", stringify!($name), "(num_features)` with PyTorch's defaults (eps 1e-5, momentum 0.1,")]
+            /// affine with a bias, tracking running statistics).
+            pub fn new(num_features: usize) -> $name {
+                $name {
+                    weight: Some(Parameter::new(Tensor::ones([num_features]))),
+                    bias: Some(Parameter::new(Tensor::zeros([num_features]))),
+                    running_mean: Some(Buffer::new(Tensor::zeros([num_features]))),
+                    running_var: Some(Buffer::new(Tensor::ones([num_features]))),
+                    num_batches_tracked: Some(Buffer::new(Tensor::full_on(
+                        &[],
+                        0i64,
+                        DType::I64,
+                        ember_autograd::Device::Cpu,
+                    ))),
+                    num_features,
+                    eps: 1e-5,
+                    momentum: Some(0.1),
+                    training: TrainFlag::new(),
+                }
+            }
 
-    /// Sets `momentum` (`None`: cumulative moving average).
-    #[track_caller]
-    pub fn momentum(mut self, momentum: Option<f64>) -> BatchNorm1d {
-        self.momentum = momentum;
-        self
-    }
+            /// Sets `eps`.
+            pub fn eps(mut self, eps: f64) -> $name {
+                self.eps = eps;
+                self
+            }
 
-    /// With `false`, no learned `weight` / `bias`.
-    #[track_caller]
-    pub fn affine(mut self, affine: bool) -> BatchNorm1d {
-        if !affine {
-            self.weight = None;
-            self.bias = None;
+            /// Sets `momentum` (`None`: cumulative moving average).
+            pub fn momentum(mut self, momentum: Option<f64>) -> $name {
+                self.momentum = momentum;
+                self
+            }
+
+            /// With `false`, no learned `weight` / `bias`.
+            pub fn affine(mut self, affine: bool) -> $name {
+                if !affine {
+                    self.weight = None;
+                    self.bias = None;
+                }
+                self
+            }
+
+            /// With `false`, a learned `weight` but no `bias` (PyTorch's `bias=False`).
+            pub fn bias(mut self, bias: bool) -> $name {
+                if !bias {
+                    self.bias = None;
+                }
+                self
+            }
+
+            /// With `false`, no running statistics: batch statistics are used in evaluation too.
+            pub fn track_running_stats(mut self, track: bool) -> $name {
+                if !track {
+                    self.running_mean = None;
+                    self.running_var = None;
+                    self.num_batches_tracked = None;
+                }
+                self
+            }
         }
-        self
-    }
 
-    /// With `false`, no running statistics: batch statistics are used in evaluation too.
-    #[track_caller]
-    pub fn track_running_stats(mut self, track: bool) -> BatchNorm1d {
-        if !track {
-            self.running_mean = None;
-            self.running_var = None;
-            self.num_batches_tracked = None;
+        impl Module for $name {
+            fn forward(&self, input: &Tensor) -> Tensor {
+                if ![$($rank),+].contains(&input.dim()) || input.shape()[1] != self.num_features {
+                    panic!(
+                        concat!(stringify!($name), ": expected a ", $expected, " input with {} features in dim 1, got shape {:?}"),
+                        self.num_features,
+                        input.shape()
+                    );
+                }
+                batch_norm_impl(
+                    stringify!($name),
+                    input,
+                    self.running_mean.as_deref(),
+                    self.running_var.as_deref(),
+                    self.weight.as_deref(),
+                    self.bias.as_deref(),
+                    self.training.get(),
+                    self.momentum,
+                    self.num_batches_tracked.as_deref(),
+                    self.eps,
+                )
+            }
+            fn extra_repr(&self) -> String {
+                let py = |b: bool| if b { "True" } else { "False" };
+                format!(
+                    "{}, eps={}, momentum={}, affine={}, bias={}, track_running_stats={}",
+                    self.num_features,
+                    py_float(self.eps),
+                    self.momentum
+                        .map_or("None".to_string(), |m| format!("{m:?}")),
+                    py(self.weight.is_some()),
+                    py(self.bias.is_some()),
+                    py(self.running_mean.is_some())
+                )
+            }
         }
-        self
-    }
+    };
 }
 
-impl Module for BatchNorm1d {
-    #[track_caller]
-    fn forward(&self, input: &Tensor) -> Tensor {
-        if !(input.dim() == 2 || input.dim() == 3) || input.shape()[1] != self.num_features {
-            panic!(
-                "BatchNorm1d: expected a 2D or 3D input with {} features in dim 1, got shape {:?}",
-                self.num_features,
-                input.shape()
-            );
-        }
-        batch_norm_impl(
-            "BatchNorm1d",
-            input,
-            self.running_mean.as_deref(),
-            self.running_var.as_deref(),
-            self.weight.as_deref(),
-            self.bias.as_deref(),
-            self.training.get(),
-            self.momentum,
-            self.num_batches_tracked.as_deref(),
-            self.eps,
-        )
-    }
-    #[track_caller]
-    fn extra_repr(&self) -> String {
-        let py = |b: bool| if b { "True" } else { "False" };
-        format!(
-            "{}, eps={:e}, momentum={}, affine={}, track_running_stats={}",
-            self.num_features,
-            self.eps,
-            self.momentum
-                .map_or("None".to_string(), |m| format!("{m:?}")),
-            py(self.weight.is_some()),
-            py(self.running_mean.is_some())
-        )
-    }
+batch_norm_layer! {
+    /// Batch normalisation of `(N, C)` or `(N, C, L)` inputs (`nn.BatchNorm1d`): in training, each
+    /// channel is normalised with the batch's mean and biased variance, and the running mean and
+    /// unbiased variance are updated with `momentum` (0.1; `None` for a cumulative average); in
+    /// evaluation the running statistics are used. `weight` (ones) and `bias` (zeros) are learned
+    /// when `affine`. State names follow PyTorch: `weight`, `bias`, `running_mean`, `running_var`,
+    /// `num_batches_tracked`.
+    BatchNorm1d, ranks: [2, 3], expected: "2D or 3D"
+}
+
+batch_norm_layer! {
+    /// Batch normalisation of `(N, C, H, W)` inputs (`nn.BatchNorm2d`), per channel over the
+    /// batch and both spatial dims; otherwise as [`BatchNorm1d`] (running statistics, `momentum`
+    /// incl. `None` for a cumulative average, evaluation mode, PyTorch's state names).
+    ///
+    /// ```
+    /// use ember_autograd::Tensor;
+    /// use ember_nn::{BatchNorm2d, Module};
+    /// let bn = BatchNorm2d::new(3);
+    /// let y = bn.forward(&Tensor::randn([4, 3, 5, 5]));
+    /// assert!(y.mean().item().abs() < 1e-5);
+    /// assert_eq!(bn.num_batches_tracked.as_ref().unwrap().item(), 1.0);
+    /// assert_eq!(
+    ///     bn.repr(),
+    ///     "BatchNorm2d(3, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)"
+    /// );
+    /// ```
+    BatchNorm2d, ranks: [4], expected: "4D"
 }
 
 /// Layer normalisation over the trailing `normalized_shape` dims (`nn.LayerNorm`): mean and
@@ -327,13 +375,13 @@ impl Module for LayerNorm {
     #[track_caller]
     fn extra_repr(&self) -> String {
         format!(
-            "({},), eps={:e}, elementwise_affine={}",
+            "({},), eps={}, elementwise_affine={}",
             self.normalized_shape
                 .iter()
                 .map(|s| s.to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
-            self.eps,
+            py_float(self.eps),
             if self.weight.is_some() {
                 "True"
             } else {

@@ -18,8 +18,9 @@
 
 pub use ember_autograd::{
     autograd, custom_op, default_generator, get_rng_state, grad_mode, gradcheck, initial_seed, io,
-    is_grad_enabled, manual_seed, no_grad, set_grad_enabled, set_rng_state, tensor, DType, Device,
-    Generator, GradModeGuard, NestedData, Operand, OperandRef, RaggedError, Scalar, Tensor,
+    is_grad_enabled, manual_seed, no_grad, set_grad_enabled, set_rng_state, tensor, AdaptiveSize,
+    DType, Device, Generator, GradModeGuard, IntOrPair, NestedData, Operand, OperandRef, Padding,
+    RaggedError, Scalar, Tensor,
 };
 
 /// Neural-network building blocks (`torch.nn`).
@@ -50,17 +51,23 @@ pub mod distributed {
     pub use ember_distributed::*;
 }
 
-/// CUDA devices (`torch.cuda`).
+/// CUDA devices (`torch.cuda`): whether one can be used, the caching allocator's statistics,
+/// synchronisation and the TF32 setting. Tensors move with `x.to_device(Device::Cuda(0))` /
+/// `x.cuda()`, models with `model.to(Device::Cuda(0))`. Without the cargo feature `cuda`,
+/// [`cuda::is_available`] is false and asking for a CUDA tensor panics saying how to get one.
+///
+/// ```
+/// let device = if ember::cuda::is_available() { ember::Device::Cuda(0) } else { ember::Device::Cpu };
+/// let x = ember::Tensor::ones([2, 3]).to_device(device);
+/// assert_eq!(x.sum().item(), 6.0);
+/// ```
 pub mod cuda {
-    /// True when a CUDA device can be used (always false until the CUDA backend lands).
-    pub fn is_available() -> bool {
-        device_count() > 0
-    }
-
-    /// Number of usable CUDA devices (0 in builds without the CUDA backend).
-    pub fn device_count() -> usize {
-        0
-    }
+    #[cfg(feature = "cuda")]
+    pub use ember_kernels::cuda::{
+        allow_tf32, empty_cache, max_memory_allocated, memory_allocated, memory_reserved,
+        memory_stats, reset_peak_memory_stats, set_allow_tf32, synchronize, MemoryStats,
+    };
+    pub use ember_kernels::cuda::{device_count, is_available, unavailable_reason};
 }
 
 /// The README's example, compiled and run as a doctest so it cannot rot.

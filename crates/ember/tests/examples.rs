@@ -17,6 +17,9 @@ mod fizzbuzz;
 #[path = "../examples/manual_sgd.rs"]
 mod manual_sgd;
 #[allow(dead_code)]
+#[path = "../examples/mnist_cnn.rs"]
+mod mnist_cnn;
+#[allow(dead_code)]
 #[path = "../examples/regression.rs"]
 mod regression;
 
@@ -103,4 +106,33 @@ fn manual_sgd_trains() {
         o.final_loss
     );
     assert!(o.accuracy >= 0.9, "accuracy {}", o.accuracy);
+}
+
+#[test]
+fn mnist_cnn_learns_from_a_hundred_batches() {
+    let _s = serial();
+    let (model, accuracy) = mnist_cnn::run(Some(100), 1000);
+    use ember::nn::Module;
+    let names: Vec<String> = model
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "conv1.weight",
+            "conv1.bias",
+            "conv2.weight",
+            "conv2.bias",
+            "fc1.weight",
+            "fc1.bias",
+            "fc2.weight",
+            "fc2.bias"
+        ]
+    );
+    assert!(
+        accuracy > 0.85,
+        "test accuracy {accuracy} after 100 batches"
+    );
 }

@@ -23,6 +23,11 @@ impl Tensor {
         })
     }
 
+    /// `.to(device)`: a copy on `device` (the same tensor when already there), differentiable.
+    pub fn to(&self, device: Device) -> Tensor {
+        self.to_device(device)
+    }
+
     /// A copy on `device` (the same tensor when already there).
     #[track_caller]
     pub fn to_device(&self, device: Device) -> Tensor {

@@ -1,6 +1,7 @@
 //! Tensor ops, grouped by kind. Each op computes through `Storage` and, when an input requires
 //! grad, records one graph node with its backward (see `graph.rs`).
 
+pub(crate) mod conv;
 mod convert;
 mod create;
 pub(crate) mod elementwise;
@@ -11,6 +12,7 @@ mod loss;
 mod matmul;
 pub(crate) mod operand;
 mod operators;
+mod pool;
 pub(crate) mod random;
 mod reduce;
 mod resize;

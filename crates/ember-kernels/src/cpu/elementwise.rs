@@ -6,7 +6,7 @@ use super::map::{map, map_inplace, zip, zip3, zip_inplace};
 use super::num::{clamp, float_unary, relu, sigmoid, Float, Num};
 use super::{Buffer, CpuElement, CpuStorage};
 use crate::cpu_dispatch;
-use crate::dtype::{DType, Scalar};
+use crate::dtype::Scalar;
 use crate::layout::Layout;
 use crate::op::{BinaryOp, CmpOp, UnaryOp};
 
@@ -285,4 +285,3 @@ fn int_unary<T: Num>(op: UnaryOp, v: T) -> T {
         _ => panic!("{op:?}_: in-place float op on an integer tensor"),
     }
 }
-

@@ -420,7 +420,7 @@ impl CpuStorage {
     /// contiguous storage. 1-D empty parts (shape `[0]`) are skipped, as PyTorch's legacy rule.
     pub fn cat(parts: &[(&CpuStorage, &Layout)], dim: usize) -> CpuStorage {
         let shapes: Vec<&[usize]> = parts.iter().map(|(_, l)| l.shape()).collect();
-        let out_shape = crate::indexing::cat_shape(&shapes, dim);
+        let out_shape = crate::shape::cat_shape(&shapes, dim);
         let kept: Vec<(&CpuStorage, &Layout)> = parts
             .iter()
             .filter(|(_, l)| !(l.ndim() == 1 && l.shape()[0] == 0) || out_shape.len() == 1)

@@ -70,6 +70,19 @@ pub trait Gemm: CpuElement {
         accumulate: bool,
         c: &mut [Self],
     );
+
+    /// [`Gemm::gemm`] on the calling thread only, for callers that already split their work
+    /// across rayon (a convolution runs one product per sample in parallel).
+    fn gemm_serial(
+        mkn: (usize, usize, usize),
+        alpha: Self,
+        a: MatRef<'_, Self>,
+        b: MatRef<'_, Self>,
+        accumulate: bool,
+        c: &mut [Self],
+    ) {
+        Self::gemm(mkn, alpha, a, b, accumulate, c)
+    }
 }
 
 /// The checks every GEMM makes before touching memory; false when there is nothing to multiply
@@ -245,68 +258,120 @@ fn run_parts(parts: usize, part: impl Fn(usize) + Sync) {
     });
 }
 
+/// matrixmultiply's `sgemm` / `dgemm`.
+type RawGemm<T> = unsafe fn(
+    usize,
+    usize,
+    usize,
+    T,
+    *const T,
+    isize,
+    isize,
+    *const T,
+    isize,
+    isize,
+    T,
+    *mut T,
+    isize,
+    isize,
+);
+
+/// A float GEMM through matrixmultiply (`raw`), split into row or column blocks of the output
+/// across rayon when `parallel` and large.
+fn float_gemm<T: Float + Send + Sync>(
+    (m, k, n): (usize, usize, usize),
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    accumulate: bool,
+    c: &mut [T],
+    parallel: bool,
+    raw: RawGemm<T>,
+) {
+    if !gemm_args((m, k, n), &a, &b, accumulate, c) {
+        return;
+    }
+    if m == 1 || n == 1 {
+        let ops = gemv_operands(m, a, b);
+        if !parallel {
+            let [mat, vec] = ops;
+            return gemv_block(0, k, alpha, mat, vec, accumulate, c);
+        }
+        return gemv(k, alpha, ops, accumulate, c);
+    }
+    let (by_rows, block) = if parallel {
+        split_plan(m, k, n)
+    } else {
+        (true, m)
+    };
+    let len = if by_rows { m } else { n };
+    let out = OutPtr(c.as_mut_ptr());
+    let part = |p: usize| {
+        let (s, e) = (p * block, ((p + 1) * block).min(len));
+        let (mm, nn, ao, bo, co) = if by_rows {
+            (e - s, n, a.offset + s * a.rs, b.offset, s * n)
+        } else {
+            (m, e - s, a.offset, b.offset + s * b.cs, s)
+        };
+        // SAFETY: `gemm_args` checked above that every element of the m×k `a` and the k×n `b`
+        // lies inside its slice (and that k > 0), so every element matrixmultiply reads is in
+        // bounds; a part reads a sub-block of them. `c` is an exclusive contiguous m×n slice
+        // (length checked); part `p` writes only its rows (or columns) `s..e` of it, so parts
+        // never overlap and strides (n, 1) never alias.
+        unsafe {
+            raw(
+                mm,
+                k,
+                nn,
+                alpha,
+                a.data.as_ptr().add(ao),
+                a.rs as isize,
+                a.cs as isize,
+                b.data.as_ptr().add(bo),
+                b.rs as isize,
+                b.cs as isize,
+                if accumulate { T::ONE } else { T::ZERO },
+                out.at(co),
+                n as isize,
+                1,
+            )
+        }
+    };
+    run_parts(len.div_ceil(block), part);
+}
+
 macro_rules! float_gemm {
-    ($t:ty, $f:ident) => {
+    ($t:ty, $f:path) => {
         impl Gemm for $t {
             /// matrixmultiply runs single-threaded (its `threading` feature is off); large
             /// products are split here into row or column blocks of the output across rayon, so
             /// GEMMs and elementwise kernels share one pool and never oversubscribe the cores.
             fn gemm(
-                (m, k, n): (usize, usize, usize),
+                mkn: (usize, usize, usize),
                 alpha: Self,
                 a: MatRef<'_, Self>,
                 b: MatRef<'_, Self>,
                 accumulate: bool,
                 c: &mut [Self],
             ) {
-                if !gemm_args((m, k, n), &a, &b, accumulate, c) {
-                    return;
-                }
-                if m == 1 || n == 1 {
-                    return gemv(k, alpha, gemv_operands(m, a, b), accumulate, c);
-                }
-                let (by_rows, block) = split_plan(m, k, n);
-                let len = if by_rows { m } else { n };
-                let out = OutPtr(c.as_mut_ptr());
-                let part = |p: usize| {
-                    let (s, e) = (p * block, ((p + 1) * block).min(len));
-                    let (mm, nn, ao, bo, co) = if by_rows {
-                        (e - s, n, a.offset + s * a.rs, b.offset, s * n)
-                    } else {
-                        (m, e - s, a.offset, b.offset + s * b.cs, s)
-                    };
-                    // SAFETY: `gemm_args` checked above that every element of the m×k `a` and the
-                    // k×n `b` lies inside its slice (and that k > 0), so every element
-                    // matrixmultiply reads is in bounds; a part reads a sub-block of them. `c` is
-                    // an exclusive contiguous m×n slice (length checked); part `p` writes only its
-                    // rows (or columns) `s..e` of it, so parts never overlap and strides (n, 1)
-                    // never alias.
-                    unsafe {
-                        matrixmultiply::$f(
-                            mm,
-                            k,
-                            nn,
-                            alpha,
-                            a.data.as_ptr().add(ao),
-                            a.rs as isize,
-                            a.cs as isize,
-                            b.data.as_ptr().add(bo),
-                            b.rs as isize,
-                            b.cs as isize,
-                            if accumulate { 1.0 } else { 0.0 },
-                            out.at(co),
-                            n as isize,
-                            1,
-                        )
-                    }
-                };
-                run_parts(len.div_ceil(block), part);
+                float_gemm(mkn, alpha, a, b, accumulate, c, true, $f)
+            }
+
+            fn gemm_serial(
+                mkn: (usize, usize, usize),
+                alpha: Self,
+                a: MatRef<'_, Self>,
+                b: MatRef<'_, Self>,
+                accumulate: bool,
+                c: &mut [Self],
+            ) {
+                float_gemm(mkn, alpha, a, b, accumulate, c, false, $f)
             }
         }
     };
 }
-float_gemm!(f32, sgemm);
-float_gemm!(f64, dgemm);
+float_gemm!(f32, matrixmultiply::sgemm);
+float_gemm!(f64, matrixmultiply::dgemm);
 
 /// Wrapping integer GEMM in i-k-j order: the inner loop runs along a row of `b` and of `c`, so it
 /// is unit-stride (and vectorises) whenever `b` is row-major.

@@ -6,18 +6,19 @@ pub mod num;
 pub mod par;
 pub mod strided;
 
+pub mod conv;
 pub mod creation;
 mod elementwise;
 pub mod index;
 pub mod loss;
 pub mod matmul;
 pub mod optim;
+pub mod pool;
 pub mod random;
 pub mod reduce;
 pub mod softmax;
 
 pub use buffer::{Buffer, PoolElement};
-pub use elementwise::*;
 
 use crate::dtype::{DType, Element};
 use crate::layout::Layout;

@@ -21,6 +21,15 @@ pub const REDUCE_GRAIN: usize = 1 << 17;
 /// 16×784×128 two already win (measured with single-threaded matrixmultiply calls).
 pub const GEMM_GRAIN: usize = 1 << 20;
 
+/// Convolutions of at least this many multiply-adds (per GEMM pass) run their samples (and
+/// channel groups) in parallel, each worker building its own patch matrices; smaller ones run on
+/// the calling thread, where a single large product may still split its GEMM.
+pub const CONV_GRAIN: usize = 1 << 20;
+
+/// Pooling over at least this many input elements splits its (sample, channel) planes across
+/// rayon.
+pub const POOL_GRAIN: usize = 1 << 15;
+
 /// Integer GEMMs (a plain loop, far slower per multiply-add) split their rows across rayon from
 /// this many multiply-adds.
 pub const INT_GEMM_GRAIN: usize = 1 << 16;

@@ -109,7 +109,9 @@ impl Blas {
     pub unsafe fn gemm(&self, f64: bool, call: &GemmCall) {
         let mut tf32 = self.state.lock().unwrap();
         if self.handle.is_null() {
-            return super::emulate::gemm(f64, call);
+            // SAFETY: the emulated device's addresses are host memory; the caller's contract
+            // (every element the views reach is live) is the emulator's.
+            return unsafe { super::emulate::gemm(f64, call) };
         }
         let want = !f64 && allow_tf32();
         if *tf32 != want {
@@ -120,7 +122,8 @@ impl Blas {
             };
             if let Err(e) = check(
                 "cublasSetMathMode",
-                sys::cublasSetMathMode(self.handle, mode),
+                // SAFETY: `handle` is this live cuBLAS handle (non-null checked above).
+                unsafe { sys::cublasSetMathMode(self.handle, mode) },
             ) {
                 panic!("CUDA error: {e}");
             }
@@ -139,48 +142,55 @@ impl Blas {
         let sc = (call.m * call.n) as i64;
         let status = if f64 {
             let (alpha, beta) = (call.alpha, call.beta);
-            sys::cublasDgemmStridedBatched_64(
-                self.handle,
-                op(av),
-                op(bv),
-                m,
-                n,
-                k,
-                &alpha,
-                a as *const f64,
-                av.ld as i64,
-                sa as i64,
-                b as *const f64,
-                bv.ld as i64,
-                sb as i64,
-                &beta,
-                call.c as *mut f64,
-                m,
-                sc,
-                call.batch as i64,
-            )
+            // SAFETY: the caller guarantees the addresses hold every element the views and
+            // batch strides reach; `alpha`/`beta` outlive the call.
+            unsafe {
+                sys::cublasDgemmStridedBatched_64(
+                    self.handle,
+                    op(av),
+                    op(bv),
+                    m,
+                    n,
+                    k,
+                    &alpha,
+                    a as *const f64,
+                    av.ld as i64,
+                    sa as i64,
+                    b as *const f64,
+                    bv.ld as i64,
+                    sb as i64,
+                    &beta,
+                    call.c as *mut f64,
+                    m,
+                    sc,
+                    call.batch as i64,
+                )
+            }
         } else {
             let (alpha, beta) = (call.alpha as f32, call.beta as f32);
-            sys::cublasSgemmStridedBatched_64(
-                self.handle,
-                op(av),
-                op(bv),
-                m,
-                n,
-                k,
-                &alpha,
-                a as *const f32,
-                av.ld as i64,
-                sa as i64,
-                b as *const f32,
-                bv.ld as i64,
-                sb as i64,
-                &beta,
-                call.c as *mut f32,
-                m,
-                sc,
-                call.batch as i64,
-            )
+            // SAFETY: as for the f64 call above.
+            unsafe {
+                sys::cublasSgemmStridedBatched_64(
+                    self.handle,
+                    op(av),
+                    op(bv),
+                    m,
+                    n,
+                    k,
+                    &alpha,
+                    a as *const f32,
+                    av.ld as i64,
+                    sa as i64,
+                    b as *const f32,
+                    bv.ld as i64,
+                    sb as i64,
+                    &beta,
+                    call.c as *mut f32,
+                    m,
+                    sc,
+                    call.batch as i64,
+                )
+            }
         };
         if let Err(e) = check("cublas gemm", status) {
             panic!("CUDA error: {e} ({call:?})");

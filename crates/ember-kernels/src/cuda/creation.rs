@@ -49,7 +49,8 @@ unsafe fn launch_items(
     items: usize,
     args: &mut [*mut c_void],
 ) {
-    dev.launch(f, (blocks_for(items, 256), 1, 1), 256, 0, args);
+    // SAFETY: the caller's contract (arguments match, buffers hold what the kernel writes).
+    unsafe { dev.launch(f, (blocks_for(items, 256), 1, 1), 256, 0, args) };
 }
 
 impl CudaStorage {
@@ -284,6 +285,8 @@ impl CudaStorage {
                 }
                 let step = (e - s) / ((steps - 1) as f64) as f32;
                 let mut args = cuda_args![op, n, s, e, step];
+                // SAFETY: the linspace kernel's parameters (out, n, start, end, step) in order;
+                // `out` holds `steps` elements.
                 unsafe { launch_items(&dev, f, steps, &mut args) };
             }
             DType::F64 => {
@@ -294,6 +297,8 @@ impl CudaStorage {
                 }
                 let step = (end - start) / (steps - 1) as f64;
                 let mut args = cuda_args![op, n, start, end, step];
+                // SAFETY: the linspace kernel's parameters (out, n, start, end, step) in order;
+                // `out` holds `steps` elements.
                 unsafe { launch_items(&dev, f, steps, &mut args) };
             }
             _ => {
@@ -311,6 +316,8 @@ impl CudaStorage {
                 let (sf, ef) = (s as f64, e as f64);
                 let step = (ef - sf) / (steps - 1) as f64;
                 let mut args = cuda_args![op, n, sf, ef, step];
+                // SAFETY: the linspace kernel's parameters (out, n, start, end, step) in order;
+                // `out` holds `steps` elements.
                 unsafe { launch_items(&dev, f, steps, &mut args) };
             }
         }

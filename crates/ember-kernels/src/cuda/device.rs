@@ -527,23 +527,29 @@ impl Device {
                     shared <= 1 << 16,
                     "CUDA emulator: {shared} bytes of shared memory"
                 );
-                return emulate::launch(f as *mut c_void, grid, block, args);
+                // SAFETY: on the emulated device `f` came from the emulator and addresses are
+                // host memory; the caller's contract covers the arguments.
+                return unsafe { emulate::launch(f as *mut c_void, grid, block, args) };
             }
         };
         self.bind();
-        let r = sys::cuLaunchKernel(
-            f,
-            grid.0,
-            grid.1,
-            grid.2,
-            block,
-            1,
-            1,
-            shared,
-            stream,
-            args.as_mut_ptr(),
-            std::ptr::null_mut(),
-        );
+        // SAFETY: `f` is a function of a module loaded in this device's context (bound above),
+        // `stream` belongs to it, and the caller guarantees `args` match the kernel.
+        let r = unsafe {
+            sys::cuLaunchKernel(
+                f,
+                grid.0,
+                grid.1,
+                grid.2,
+                block,
+                1,
+                1,
+                shared,
+                stream,
+                args.as_mut_ptr(),
+                std::ptr::null_mut(),
+            )
+        };
         if r != sys::CUresult::CUDA_SUCCESS {
             fail("launching a kernel", result::DriverError(r));
         }

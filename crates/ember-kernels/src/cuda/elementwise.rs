@@ -56,6 +56,7 @@ pub fn unary_params(op: UnaryOp, d: DType) -> UnaryP {
         Tanh => p("TANH"),
         Sigmoid => p("SIGMOID"),
         Reciprocal => p("RECIPROCAL"),
+        Erf => p("ERF"),
         GeluErf => with("GELU_ERF", std::f64::consts::FRAC_1_SQRT_2),
         GeluTanh => UnaryP {
             b: f64_bits(0.044715, d),

@@ -146,8 +146,12 @@ pub unsafe fn launch(
     block: u32,
     args: &mut [*mut c_void],
 ) {
-    let f = std::mem::transmute::<*mut c_void, Launcher>(kernel);
-    f(grid.0, grid.1, grid.2, block, args.as_mut_ptr());
+    // SAFETY: `kernel` is an emulator launcher symbol (the caller's contract), whose C type is
+    // `Launcher`; the arguments match the kernel's parameters and reach live host memory.
+    unsafe {
+        let f = std::mem::transmute::<*mut c_void, Launcher>(kernel);
+        f(grid.0, grid.1, grid.2, block, args.as_mut_ptr());
+    }
 }
 
 /// "Device" memory of the emulator: 512-byte aligned host allocations.
@@ -191,41 +195,48 @@ pub unsafe fn gemm(f64: bool, call: &GemmCall) {
         let (m, n, k) = (call.m as usize, call.n as usize, call.k as usize);
         let (a, av, sa) = call.a;
         let (b, bv, sb) = call.b;
-        for bi in 0..call.batch as usize {
-            let ap = (a as *const T).add(bi * sa as usize);
-            let bp = (b as *const T).add(bi * sb as usize);
-            let cp = (call.c as *mut T).add(bi * m * n);
-            for j in 0..n {
-                for i in 0..m {
-                    let mut acc = 0f64;
-                    for p in 0..k {
-                        let x = if av.trans {
-                            *ap.add(p + i * av.ld as usize)
+        // SAFETY: the caller guarantees every element the views and batch strides reach is
+        // live host memory of the element type; the output block of each batch is exclusive.
+        unsafe {
+            for bi in 0..call.batch as usize {
+                let ap = (a as *const T).add(bi * sa as usize);
+                let bp = (b as *const T).add(bi * sb as usize);
+                let cp = (call.c as *mut T).add(bi * m * n);
+                for j in 0..n {
+                    for i in 0..m {
+                        let mut acc = 0f64;
+                        for p in 0..k {
+                            let x = if av.trans {
+                                *ap.add(p + i * av.ld as usize)
+                            } else {
+                                *ap.add(i + p * av.ld as usize)
+                            };
+                            let y = if bv.trans {
+                                *bp.add(j + p * bv.ld as usize)
+                            } else {
+                                *bp.add(p + j * bv.ld as usize)
+                            };
+                            acc += x.into() * y.into();
+                        }
+                        let c = cp.add(i + j * m);
+                        let old = if call.beta == 0.0 {
+                            0.0
                         } else {
-                            *ap.add(i + p * av.ld as usize)
+                            call.beta * (*c).into()
                         };
-                        let y = if bv.trans {
-                            *bp.add(j + p * bv.ld as usize)
-                        } else {
-                            *bp.add(p + j * bv.ld as usize)
-                        };
-                        acc += x.into() * y.into();
+                        *c = T::from_f64(call.alpha * acc + old);
                     }
-                    let c = cp.add(i + j * m);
-                    let old = if call.beta == 0.0 {
-                        0.0
-                    } else {
-                        call.beta * (*c).into()
-                    };
-                    *c = T::from_f64(call.alpha * acc + old);
                 }
             }
         }
     }
-    if f64 {
-        go::<f64>(call)
-    } else {
-        go::<f32>(call)
+    // SAFETY: the caller's contract, passed on.
+    unsafe {
+        if f64 {
+            go::<f64>(call)
+        } else {
+            go::<f32>(call)
+        }
     }
 }
 

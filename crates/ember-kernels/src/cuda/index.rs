@@ -323,7 +323,7 @@ impl CudaStorage {
     /// legacy rule.
     pub fn cat(parts: &[(&CudaStorage, &Layout)], dim: usize) -> CudaStorage {
         let shapes: Vec<&[usize]> = parts.iter().map(|(_, l)| l.shape()).collect();
-        let out_shape = crate::indexing::cat_shape(&shapes, dim);
+        let out_shape = crate::shape::cat_shape(&shapes, dim);
         let kept: Vec<(&CudaStorage, &Layout)> = parts
             .iter()
             .filter(|(_, l)| !(l.ndim() == 1 && l.shape()[0] == 0) || out_shape.len() == 1)

@@ -134,7 +134,7 @@ macro_rules! kname {
 }
 
 /// The op codes of `unary_*`, in order: `UOP_<NAME>` is the position.
-pub const UNARY_CODES: [&str; 29] = [
+pub const UNARY_CODES: [&str; 30] = [
     "IDENTITY",
     "NEG",
     "ABS",
@@ -164,6 +164,7 @@ pub const UNARY_CODES: [&str; 29] = [
     "POW3",
     "POW",
     "RPOW",
+    "ERF",
 ];
 
 /// The `UOP_*` code of a unary op name in [`UNARY_CODES`].

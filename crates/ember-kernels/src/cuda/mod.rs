@@ -20,6 +20,8 @@ pub mod params;
 #[cfg(feature = "cuda")]
 pub mod blas;
 #[cfg(feature = "cuda")]
+mod conv;
+#[cfg(feature = "cuda")]
 mod creation;
 #[cfg(feature = "cuda")]
 pub mod device;

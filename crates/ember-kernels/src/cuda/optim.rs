@@ -107,7 +107,8 @@ unsafe fn run(
     n: usize,
     args: &mut [*mut c_void],
 ) {
-    dev.launch(f, (blocks_for(n, 256), 1, 1), 256, 0, args);
+    // SAFETY: the caller's contract (arguments match, every buffer holds `n` elements).
+    unsafe { dev.launch(f, (blocks_for(n, 256), 1, 1), 256, 0, args) };
 }
 
 fn sign(maximize: bool) -> f64 {

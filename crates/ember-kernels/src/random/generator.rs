@@ -217,6 +217,7 @@ pub fn default_generator() -> &'static Generator {
 /// Seeds the default generator (`torch.manual_seed`).
 pub fn manual_seed(seed: u64) {
     DEFAULT_GENERATOR.manual_seed(seed);
+    super::philox::manual_seed_all(seed);
 }
 
 /// The default generator's seed (`torch.initial_seed`).

@@ -48,6 +48,7 @@ template <typename T> __device__ __forceinline__ T unary_float(u32 op, T x, cons
         case UOP_TANH: return f_tanh(x);
         case UOP_SIGMOID: return sigmoid(x);
         case UOP_RECIPROCAL: return (T)1 / x;
+        case UOP_ERF: return f_erf(x);
         // a = 1/√2 in T
         case UOP_GELU_ERF: return (T)0.5 * x * ((T)1 + f_erf(x * a));
         // a = √(2/π), b = 0.044715, both in T

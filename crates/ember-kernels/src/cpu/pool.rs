@@ -1,0 +1,297 @@
+//! CPU pooling: max and average over sliding or adaptive windows (`conv::PoolWindows`) of 4-D
+//! `(N, C, H, W)` inputs of any strides, and their backward passes. Each (sample, channel) plane
+//! is independent, so planes are split across rayon above `POOL_GRAIN` input elements; every
+//! output element is computed the same way on any number of threads.
+//!
+//! Max pooling records, per output, the flat index `h·W + w` within its plane of the first maximal
+//! element (a NaN counts as maximal, as in PyTorch); its backward adds each output's gradient at
+//! that index, which is also the backward of adaptive max pooling. A window that reads no input
+//! (dilated taps all in the padding) gives -inf and PyTorch's index, which may lie past the plane.
+
+use super::buffer::Buffer;
+use super::num::Float;
+use super::par::POOL_GRAIN;
+use super::{CpuElement, CpuStorage};
+use crate::conv::{AvgDivisor, PoolWindows, Taps};
+use crate::layout::Layout;
+use rayon::prelude::*;
+
+/// The strides of a 4-D layout, 0 for size-1 dims.
+fn strides4(l: &Layout) -> [usize; 4] {
+    assert!(
+        l.ndim() == 4,
+        "pooling: expected a 4-D (N, C, H, W) layout, got shape {:?}",
+        l.shape()
+    );
+    [0, 1, 2, 3].map(|d| if l.shape()[d] <= 1 { 0 } else { l.strides()[d] })
+}
+
+/// Storage position of plane `p` (= n·C + c) of a 4-D layout with `c` channels.
+fn plane_base(l: &Layout, s: &[usize; 4], p: usize, c: usize) -> usize {
+    l.offset() + (p / c) * s[0] + (p % c) * s[1]
+}
+
+/// Runs `f(plane, out_plane)` over `out` split into planes of `plane_len`, across rayon when the
+/// op reads at least `POOL_GRAIN` elements.
+fn for_planes<T: Send>(
+    out: &mut [T],
+    plane_len: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    if plane_len == 0 {
+        return;
+    }
+    if work >= POOL_GRAIN && out.len() > plane_len {
+        out.par_chunks_mut(plane_len)
+            .enumerate()
+            .for_each(|(p, o)| f(p, o));
+    } else {
+        out.chunks_mut(plane_len)
+            .enumerate()
+            .for_each(|(p, o)| f(p, o));
+    }
+}
+
+/// The windows of every output position along both dims.
+fn all_taps(w: &PoolWindows, out: [usize; 2], input: [usize; 2]) -> [Vec<Taps>; 2] {
+    [0, 1].map(|d| {
+        (0..out[d])
+            .map(|o| w.taps(d, o, out[d], input[d]))
+            .collect()
+    })
+}
+
+fn max_pool<T: Float + CpuElement + Send + Sync>(
+    x: &[T],
+    lx: &Layout,
+    w: &PoolWindows,
+    out: [usize; 2],
+) -> (Buffer<T>, Buffer<i64>) {
+    let sh = lx.shape();
+    let (c, hw_in, ohw) = (sh[1], [sh[2], sh[3]], out[0] * out[1]);
+    let planes = sh[0] * c;
+    let s = strides4(lx);
+    let taps = all_taps(w, out, hw_in);
+    let mut vals = Buffer::<T>::uninit(planes * ohw);
+    let mut idx = Buffer::<i64>::uninit(planes * ohw);
+    let one = |p: usize, v: &mut [T], ix: &mut [i64]| {
+        let base = plane_base(lx, &s, p, c);
+        for (oh, th) in taps[0].iter().enumerate() {
+            for (ow, tw) in taps[1].iter().enumerate() {
+                let mut best = T::of(f64::NEG_INFINITY);
+                let mut at = (th.start * hw_in[1] + tw.start) as i64;
+                let mut ih = th.start;
+                while ih < th.end {
+                    let row = base + ih * s[2];
+                    let mut iw = tw.start;
+                    while iw < tw.end {
+                        let val = x[row + iw * s[3]];
+                        if val > best || T::is_nan(val) {
+                            best = val;
+                            at = (ih * hw_in[1] + iw) as i64;
+                        }
+                        iw += tw.step;
+                    }
+                    ih += th.step;
+                }
+                v[oh * out[1] + ow] = best;
+                ix[oh * out[1] + ow] = at;
+            }
+        }
+    };
+    if ohw > 0 {
+        let work = planes * hw_in[0] * hw_in[1];
+        if work >= POOL_GRAIN && planes > 1 {
+            vals.par_chunks_mut(ohw)
+                .zip(idx.par_chunks_mut(ohw))
+                .enumerate()
+                .for_each(|(p, (v, ix))| one(p, v, ix));
+        } else {
+            for (p, (v, ix)) in vals.chunks_mut(ohw).zip(idx.chunks_mut(ohw)).enumerate() {
+                one(p, v, ix);
+            }
+        }
+    }
+    (vals, idx)
+}
+
+fn max_pool_backward<T: Float + CpuElement + Send + Sync>(
+    gy: &[T],
+    lg: &Layout,
+    idx: &[i64],
+    li: &Layout,
+    input: [usize; 2],
+) -> Buffer<T> {
+    let sh = lg.shape();
+    let (c, ow) = (sh[1], sh[3]);
+    let hw = input[0] * input[1];
+    let (sg, si) = (strides4(lg), strides4(li));
+    let mut gx = Buffer::<T>::filled(sh[0] * c * hw, T::ZERO);
+    for_planes(&mut gx, hw, sh[0] * c * sh[2] * ow, |p, plane| {
+        let (gb, ib) = (plane_base(lg, &sg, p, c), plane_base(li, &si, p, c));
+        for oh in 0..sh[2] {
+            for o in 0..ow {
+                let i = idx[ib + oh * si[2] + o * si[3]];
+                // A window that read no input element (all its taps in the padding or past the
+                // end, possible with dilation) holds -inf at PyTorch's index of a position past
+                // the plane: its gradient reaches nothing.
+                if let Some(v) = usize::try_from(i).ok().and_then(|i| plane.get_mut(i)) {
+                    *v = *v + gy[gb + oh * sg[2] + o * sg[3]];
+                }
+            }
+        }
+    });
+    gx
+}
+
+fn avg_pool<T: Float + CpuElement + Send + Sync>(
+    x: &[T],
+    lx: &Layout,
+    w: &PoolWindows,
+    div: AvgDivisor,
+    out: [usize; 2],
+) -> Buffer<T> {
+    let sh = lx.shape();
+    let (c, hw_in, ohw) = (sh[1], [sh[2], sh[3]], out[0] * out[1]);
+    let planes = sh[0] * c;
+    let s = strides4(lx);
+    let taps = all_taps(w, out, hw_in);
+    let mut y = Buffer::<T>::uninit(planes * ohw);
+    for_planes(&mut y, ohw, planes * hw_in[0] * hw_in[1], |p, v| {
+        let base = plane_base(lx, &s, p, c);
+        for (oh, th) in taps[0].iter().enumerate() {
+            for (ow, tw) in taps[1].iter().enumerate() {
+                let n = th.count() * tw.count();
+                v[oh * out[1] + ow] = if n == 0 {
+                    T::ZERO
+                } else {
+                    let mut sum = T::ZERO;
+                    for ih in th.start..th.end {
+                        let row = base + ih * s[2];
+                        for iw in tw.start..tw.end {
+                            sum = sum + x[row + iw * s[3]];
+                        }
+                    }
+                    sum / T::of(div.of(w, th, tw) as f64)
+                };
+            }
+        }
+    });
+    y
+}
+
+fn avg_pool_backward<T: Float + CpuElement + Send + Sync>(
+    gy: &[T],
+    lg: &Layout,
+    w: &PoolWindows,
+    div: AvgDivisor,
+    input: [usize; 2],
+) -> Buffer<T> {
+    let sh = lg.shape();
+    let (c, out) = (sh[1], [sh[2], sh[3]]);
+    let hw = input[0] * input[1];
+    let s = strides4(lg);
+    let taps = all_taps(w, out, input);
+    let mut gx = Buffer::<T>::filled(sh[0] * c * hw, T::ZERO);
+    for_planes(&mut gx, hw, sh[0] * c * hw, |p, plane| {
+        let base = plane_base(lg, &s, p, c);
+        for (oh, th) in taps[0].iter().enumerate() {
+            for (ow, tw) in taps[1].iter().enumerate() {
+                if th.count() * tw.count() == 0 {
+                    continue;
+                }
+                let g = gy[base + oh * s[2] + ow * s[3]] / T::of(div.of(w, th, tw) as f64);
+                for ih in th.start..th.end {
+                    for v in &mut plane[ih * input[1] + tw.start..ih * input[1] + tw.end] {
+                        *v = *v + g;
+                    }
+                }
+            }
+        }
+    });
+    gx
+}
+
+fn float_only(op: &str, s: &CpuStorage) -> ! {
+    panic!("{op}: expected a floating-point input, got {}", s.dtype())
+}
+
+impl CpuStorage {
+    /// Max pooling of the `(N, C, H, W)` input (any strides) over `windows`, `out` the output's
+    /// spatial size: the contiguous `(N, C, out[0], out[1])` maxima and the int64 flat index
+    /// (`h·W + w` within the plane) of each maximum.
+    pub fn max_pool2d(
+        &self,
+        lx: &Layout,
+        windows: &PoolWindows,
+        out: [usize; 2],
+    ) -> (CpuStorage, CpuStorage) {
+        match self {
+            CpuStorage::F32(x) => {
+                let (v, i) = max_pool(x, lx, windows, out);
+                (f32::wrap(v), i64::wrap(i))
+            }
+            CpuStorage::F64(x) => {
+                let (v, i) = max_pool(x, lx, windows, out);
+                (f64::wrap(v), i64::wrap(i))
+            }
+            other => float_only("max_pool2d", other),
+        }
+    }
+
+    /// The input gradient of a max pooling: each output gradient of `self` `(N, C, H_out, W_out)`
+    /// added at its recorded `indices` (same shape, int64) in a zero `(N, C, input[0],
+    /// input[1])` gradient.
+    pub fn max_pool2d_backward(
+        &self,
+        lg: &Layout,
+        indices: &CpuStorage,
+        li: &Layout,
+        input: [usize; 2],
+    ) -> CpuStorage {
+        assert_eq!(
+            lg.shape(),
+            li.shape(),
+            "max_pool2d_backward: gradient and indices shapes differ"
+        );
+        let idx = indices.as_slice::<i64>();
+        match self {
+            CpuStorage::F32(g) => f32::wrap(max_pool_backward(g, lg, idx, li, input)),
+            CpuStorage::F64(g) => f64::wrap(max_pool_backward(g, lg, idx, li, input)),
+            other => float_only("max_pool2d", other),
+        }
+    }
+
+    /// Average pooling of the `(N, C, H, W)` input (any strides) over `windows`, each sum divided
+    /// as `divisor` says (adaptive windows: by their size): contiguous `(N, C, out[0], out[1])`.
+    pub fn avg_pool2d(
+        &self,
+        lx: &Layout,
+        windows: &PoolWindows,
+        divisor: AvgDivisor,
+        out: [usize; 2],
+    ) -> CpuStorage {
+        match self {
+            CpuStorage::F32(x) => f32::wrap(avg_pool(x, lx, windows, divisor, out)),
+            CpuStorage::F64(x) => f64::wrap(avg_pool(x, lx, windows, divisor, out)),
+            other => float_only("avg_pool2d", other),
+        }
+    }
+
+    /// The input gradient of an average pooling: each output gradient of `self`, divided as in
+    /// the forward, spread over its window in a zero `(N, C, input[0], input[1])` gradient.
+    pub fn avg_pool2d_backward(
+        &self,
+        lg: &Layout,
+        windows: &PoolWindows,
+        divisor: AvgDivisor,
+        input: [usize; 2],
+    ) -> CpuStorage {
+        match self {
+            CpuStorage::F32(g) => f32::wrap(avg_pool_backward(g, lg, windows, divisor, input)),
+            CpuStorage::F64(g) => f64::wrap(avg_pool_backward(g, lg, windows, divisor, input)),
+            other => float_only("avg_pool2d", other),
+        }
+    }
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The one-shot GPU check (built by `cargo xtask gpu-check --build`): every device-parametrised
+# test, then Ember's GPU benchmarks and PyTorch's on the same GPU, all into one report file.
+# Run from the repository root on a GPU machine: bash target/gpu-check/run.sh
+set -u
+HERE="$(cd "$(dirname "$0")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+OUTDIR="${OUT:-$HERE/out}"
+mkdir -p "$OUTDIR"
+REPORT="$OUTDIR/gpu-report.txt"
+
+# The machine's CUDA 13 libraries (NVRTC, cuBLAS) live in its Python environment's wheels.
+LIBS=""
+for sp in $(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null); do
+  for d in "$sp"/nvidia/*/lib; do [ -d "$d" ] && LIBS="$LIBS:$d"; done
+done
+export LD_LIBRARY_PATH="${LIBS#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export EMBER_PARITY_DIR="$REPO/parity"
+export EMBER_CUDA_CACHE="${TMPDIR:-/tmp}/ember-cuda-cache"
+export RUST_BACKTRACE=1
+
+{
+  echo "== $(date -u) on $(hostname)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1
+  fails=0
+  for t in "$HERE"/bin/test-*; do
+    echo "== $(basename "$t")"
+    timeout 240 "$t" --test-threads=4 2>&1
+    rc=$?
+    echo "== $(basename "$t"): exit $rc"
+    [ $rc -eq 0 ] || fails=$((fails + 1))
+  done
+  echo "== Ember GPU benchmarks"
+  timeout 120 "$HERE/bin/xtask" gpu-bench 2>&1
+  echo "== PyTorch GPU benchmarks"
+  timeout 120 python3 "$HERE/pytorch_gpu.py" 2>&1
+  echo "== test binaries failing: $fails"
+} 2>&1 | tee "$REPORT"
