@@ -183,11 +183,13 @@ pub fn dropout_with(x: &Tensor, p: f64, training: bool, gen: Option<&Generator>)
 /// Channel-wise dropout (`F.dropout2d`): in training, each `(n, c)` plane of an `(N, C, …)`
 /// input is zeroed with probability `p` (mask from the default generator) and the rest scaled by
 /// `1/(1-p)`; otherwise returns `x`.
+#[track_caller]
 pub fn dropout2d(x: &Tensor, p: f64, training: bool) -> Tensor {
     dropout2d_with(x, p, training, None)
 }
 
 /// [`dropout2d`] drawing its mask from `gen` (the default generator when `None`).
+#[track_caller]
 pub fn dropout2d_with(x: &Tensor, p: f64, training: bool, gen: Option<&Generator>) -> Tensor {
     if !(0.0..=1.0).contains(&p) {
         panic!("dropout probability has to be between 0 and 1, but got {p}");
@@ -214,6 +216,7 @@ pub fn dropout2d_with(x: &Tensor, p: f64, training: bool, gen: Option<&Generator
 }
 
 /// 2-D convolution (`F.conv2d`): see [`Tensor::conv2d`].
+#[track_caller]
 pub fn conv2d(
     input: &Tensor,
     weight: &Tensor,
@@ -227,6 +230,7 @@ pub fn conv2d(
 }
 
 /// 1-D convolution (`F.conv1d`): see [`Tensor::conv1d`].
+#[track_caller]
 pub fn conv1d(
     input: &Tensor,
     weight: &Tensor,
@@ -241,6 +245,7 @@ pub fn conv1d(
 
 /// 2-D transposed convolution (`F.conv_transpose2d`): see [`Tensor::conv_transpose2d`].
 #[allow(clippy::too_many_arguments)]
+#[track_caller]
 pub fn conv_transpose2d(
     input: &Tensor,
     weight: &Tensor,
@@ -263,6 +268,7 @@ pub fn conv_transpose2d(
 }
 
 /// 2-D max pooling (`F.max_pool2d`, stride `None` = the kernel size): see [`Tensor::max_pool2d`].
+#[track_caller]
 pub fn max_pool2d(
     input: &Tensor,
     kernel_size: impl Into<IntOrPair>,
@@ -275,6 +281,7 @@ pub fn max_pool2d(
 }
 
 /// 1-D max pooling (`F.max_pool1d`): see [`Tensor::max_pool1d`].
+#[track_caller]
 pub fn max_pool1d(
     input: &Tensor,
     kernel_size: usize,
@@ -287,6 +294,7 @@ pub fn max_pool1d(
 }
 
 /// 2-D average pooling (`F.avg_pool2d`): see [`Tensor::avg_pool2d`].
+#[track_caller]
 pub fn avg_pool2d(
     input: &Tensor,
     kernel_size: impl Into<IntOrPair>,
@@ -307,11 +315,13 @@ pub fn avg_pool2d(
 }
 
 /// Adaptive 2-D average pooling (`F.adaptive_avg_pool2d`).
+#[track_caller]
 pub fn adaptive_avg_pool2d(input: &Tensor, output_size: impl Into<AdaptiveSize>) -> Tensor {
     input.adaptive_avg_pool2d(output_size)
 }
 
 /// Adaptive 2-D max pooling (`F.adaptive_max_pool2d`).
+#[track_caller]
 pub fn adaptive_max_pool2d(input: &Tensor, output_size: impl Into<AdaptiveSize>) -> Tensor {
     input.adaptive_max_pool2d(output_size)
 }

@@ -134,6 +134,7 @@ pub(crate) fn layer_norm_impl(
 }
 
 /// A float as Python's `repr` prints it (`1e-05`, `0.001`, `0.1`), for printed layers.
+#[track_caller]
 fn py_float(v: f64) -> String {
     if v == 0.0 || (1e-4..1e16).contains(&v.abs()) {
         return format!("{v:?}");
@@ -177,6 +178,7 @@ macro_rules! batch_norm_layer {
         impl $name {
             #[doc = concat!("`", stringify!($name), "(num_features)` with PyTorch's defaults (eps 1e-5, momentum 0.1,")]
             /// affine with a bias, tracking running statistics).
+            #[track_caller]
             pub fn new(num_features: usize) -> $name {
                 $name {
                     weight: Some(Parameter::new(Tensor::ones([num_features]))),
@@ -197,18 +199,21 @@ macro_rules! batch_norm_layer {
             }
 
             /// Sets `eps`.
+            #[track_caller]
             pub fn eps(mut self, eps: f64) -> $name {
                 self.eps = eps;
                 self
             }
 
             /// Sets `momentum` (`None`: cumulative moving average).
+            #[track_caller]
             pub fn momentum(mut self, momentum: Option<f64>) -> $name {
                 self.momentum = momentum;
                 self
             }
 
             /// With `false`, no learned `weight` / `bias`.
+            #[track_caller]
             pub fn affine(mut self, affine: bool) -> $name {
                 if !affine {
                     self.weight = None;
@@ -218,6 +223,7 @@ macro_rules! batch_norm_layer {
             }
 
             /// With `false`, a learned `weight` but no `bias` (PyTorch's `bias=False`).
+            #[track_caller]
             pub fn bias(mut self, bias: bool) -> $name {
                 if !bias {
                     self.bias = None;
@@ -226,6 +232,7 @@ macro_rules! batch_norm_layer {
             }
 
             /// With `false`, no running statistics: batch statistics are used in evaluation too.
+            #[track_caller]
             pub fn track_running_stats(mut self, track: bool) -> $name {
                 if !track {
                     self.running_mean = None;
@@ -237,6 +244,7 @@ macro_rules! batch_norm_layer {
         }
 
         impl Module for $name {
+            #[track_caller]
             fn forward(&self, input: &Tensor) -> Tensor {
                 if ![$($rank),+].contains(&input.dim()) || input.shape()[1] != self.num_features {
                     panic!(
@@ -258,6 +266,7 @@ macro_rules! batch_norm_layer {
                     self.eps,
                 )
             }
+            #[track_caller]
             fn extra_repr(&self) -> String {
                 let py = |b: bool| if b { "True" } else { "False" };
                 format!(
