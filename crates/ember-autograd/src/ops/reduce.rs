@@ -174,7 +174,7 @@ impl Tensor {
             // The gradient is shared evenly between tied extreme values, as PyTorch's amax.
             let x = x.get();
             let mask = x
-                .eq(&o.value().unreduce(&in_shape, &dims, keepdim))
+                .eq(o.value().unreduce(&in_shape, &dims, keepdim))
                 .to_dtype(x.dtype());
             let count = mask.sum_dim(
                 &dims.iter().map(|&d| d as isize).collect::<Vec<_>>()[..],

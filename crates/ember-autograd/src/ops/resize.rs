@@ -34,7 +34,7 @@ impl Tensor {
         }
         let layout = Layout::new(
             &shape,
-            &Layout::contiguous(&shape).strides().to_vec(),
+            Layout::contiguous(&shape).strides(),
             self.layout().offset(),
         );
         let needed = layout.offset() + layout.numel();
@@ -47,7 +47,7 @@ impl Tensor {
                 let mut grown =
                     Storage::full(needed, Scalar::from(0.0), self.dtype(), self.device());
                 let old = Layout::contiguous(&[len]);
-                grown.copy_from(&old, &*storage, &old);
+                grown.copy_from(&old, &storage, &old);
                 *storage = grown;
             }
         }
