@@ -827,13 +827,16 @@ fn loss_nodes_carry_pytorchs_grad_fn_names_for_every_reduction() {
     );
 }
 
+/// A loss as a function of input and target.
+type LossFn = dyn Fn(&Tensor, &Tensor) -> Tensor;
+
 #[test]
 fn fused_pointwise_losses_differentiate_input_and_broadcast_target_twice() {
     let x = Tensor::from_slice(&[0.3f64, -1.2, 0.8, 2.0, -0.4, 0.1], [2, 3]).requires_grad_(true);
     // A target that broadcasts to the input, requiring grad: its gradient is summed back.
     let row = Tensor::from_slice(&[0.1f64, -1.0, 0.35], [1, 3]).requires_grad_(true);
     for r in [Reduction::Mean, Reduction::Sum, Reduction::None] {
-        let losses: [Box<dyn Fn(&Tensor, &Tensor) -> Tensor>; 4] = [
+        let losses: [Box<LossFn>; 4] = [
             Box::new(move |a, b| MSELoss::new().reduction(r).forward(a, b)),
             Box::new(move |a, b| SmoothL1Loss::new().beta(0.5).reduction(r).forward(a, b)),
             Box::new(move |a, b| SmoothL1Loss::new().beta(0.0).reduction(r).forward(a, b)),
