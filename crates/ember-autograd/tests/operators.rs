@@ -100,6 +100,6 @@ fn scalar_and_tensor_in_place_forms_record_pytorchs_nodes() {
     assert_eq!(y.grad_fn_name(), Some("MulBackward0"));
     let p = x.pow(2.0);
     assert_eq!(p.grad_fn_name(), Some("PowBackward0"));
-    let q = x.pow(&Tensor::full([2], 2.0f64));
+    let q = x.pow(Tensor::full([2], 2.0f64));
     assert_eq!(q.grad_fn_name(), Some("PowBackward1"));
 }
