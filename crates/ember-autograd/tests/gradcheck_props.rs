@@ -188,7 +188,7 @@ proptest! {
         let x = leaf(&v, &shape);
         check(|a| {
             let y = &a[0] * 2.0;
-            y.narrow(0, 0, 1).mul_(&a[0].narrow(0, 0, 1).sin());
+            y.narrow(0, 0, 1).mul_(a[0].narrow(0, 0, 1).sin());
             y.select(0, 0).add_(1.0);
             y.exp()
         }, vec![x.clone()])?;

@@ -55,7 +55,7 @@ fn a_view_of_a_view_with_a_tracked_operand() {
     let x = x123();
     let y = &x * 1.0;
     let t = y.view([3, 1]).t();
-    t.add_(&x.view([1, 3]));
+    t.add_(x.view([1, 3]));
     y.pow(2.0).sum().backward();
     assert_eq!(x.grad().unwrap().to_vec::<f64>(), vec![8.0, 16.0, 24.0]);
 }
