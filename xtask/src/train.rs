@@ -273,7 +273,7 @@ pub fn evaluate(model: &nn::Sequential, kind: ModelKind, loader: &DataLoader<Mni
         loss += criterion.forward(&logits, &labels).item();
         correct += logits
             .argmax(Some(1), false)
-            .eq_t(&labels)
+            .eq(&labels)
             .to_dtype(ember::DType::I64)
             .sum()
             .item() as usize;

@@ -20,6 +20,7 @@ mod graph;
 mod hooks;
 pub mod io;
 mod literal;
+mod nested;
 mod ops;
 mod shape_arg;
 mod tensor;
@@ -37,6 +38,8 @@ pub use grad_mode::{grad_mode, is_grad_enabled, no_grad, set_grad_enabled, GradM
 pub use graph::{custom_op, Grads, Node};
 pub use hooks::RemovableHandle;
 pub use literal::TensorLiteral;
+pub use nested::{NestedData, RaggedError};
+pub use ops::operand::{Operand, OperandRef};
 pub use ops::random::{get_rng_state, set_rng_state};
 pub use shape_arg::{IntoDims, IntoShape};
 pub use smallvec;

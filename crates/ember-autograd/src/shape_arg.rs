@@ -9,11 +9,17 @@ pub trait IntoShape {
     fn to_isizes(&self) -> SmallVec<[isize; 6]>;
 
     /// The sizes as dims, panicking (naming `op`) on negative entries.
+    #[track_caller]
     fn to_dims(&self, op: &str) -> ember_kernels::shape::Dims {
-        self.to_isizes()
-            .iter()
-            .map(|&s| usize::try_from(s).unwrap_or_else(|_| panic!("{op}: negative dimension {s}")))
-            .collect()
+        // A loop, not a closure: the panic reports the caller's line (`#[track_caller]`).
+        let mut dims = ember_kernels::shape::Dims::new();
+        for s in self.to_isizes() {
+            match usize::try_from(s) {
+                Ok(d) => dims.push(d),
+                Err(_) => panic!("{op}: negative dimension {s}"),
+            }
+        }
+        dims
     }
 }
 

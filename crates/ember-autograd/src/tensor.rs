@@ -113,6 +113,7 @@ impl Tensor {
     }
 
     /// A contiguous tensor owning `storage`, with the given shape.
+    #[track_caller]
     pub fn from_storage(storage: Storage, shape: &[usize]) -> Tensor {
         assert_eq!(
             storage.len(),
@@ -178,6 +179,7 @@ impl Tensor {
     }
 
     /// A tensor taking ownership of `data` with the given shape.
+    #[track_caller]
     pub fn from_vec<T: CpuElement>(data: Vec<T>, shape: impl IntoShape) -> Tensor {
         let shape = shape.to_dims("from_vec");
         let n: usize = shape.iter().product();
@@ -290,6 +292,7 @@ impl Tensor {
     }
 
     /// The value of a one-element tensor as f64 (PyTorch's `item()`).
+    #[track_caller]
     pub fn item(&self) -> f64 {
         if self.numel() != 1 {
             panic!(
@@ -320,9 +323,21 @@ impl Tensor {
             || self.0.view.as_ref().is_some_and(|v| v.base.requires_grad())
     }
 
-    /// Sets whether this tensor requires grad and returns it (PyTorch's `requires_grad_`). Only
-    /// leaves can change it, as in PyTorch; a float dtype is required.
-    pub fn requires_grad_(self, requires_grad: bool) -> Tensor {
+    /// Sets whether this tensor requires grad, in place, and returns it (PyTorch's
+    /// `requires_grad_`): a handle to the same tensor, so both `Tensor::randn([2, 2])
+    /// .requires_grad_(true)` and a statement `x.requires_grad_(true);` work. Only leaves can
+    /// change it, as in PyTorch; a float dtype is required.
+    ///
+    /// ```
+    /// use ember_autograd::Tensor;
+    /// let x = Tensor::zeros([2]);
+    /// x.requires_grad_(true);
+    /// assert!(x.requires_grad());
+    /// let y = Tensor::randn([2, 2]).requires_grad_(true);
+    /// assert!(y.requires_grad());
+    /// ```
+    #[track_caller]
+    pub fn requires_grad_(&self, requires_grad: bool) -> Tensor {
         if !self.is_leaf() {
             panic!("you can only change requires_grad flags of leaf variables.");
         }
@@ -333,7 +348,7 @@ impl Tensor {
             );
         }
         self.0.requires_grad.store(requires_grad, Ordering::Relaxed);
-        self
+        self.clone()
     }
 
     /// True for tensors not produced by a recorded op.
@@ -400,6 +415,7 @@ impl Tensor {
     }
 
     /// Keeps the gradient of a non-leaf tensor in `.grad()` after backward.
+    #[track_caller]
     pub fn retain_grad(&self) {
         if let Some(node) = self.grad_fn() {
             *node.retained.lock() = Some(Arc::downgrade(&self.0));

@@ -12,7 +12,7 @@ fn x123() -> Tensor {
 fn an_inplace_op_on_a_view_reaches_the_base() {
     let x = x123();
     let y = &x * 1.0;
-    y.narrow(0, 0, 1).mul_scalar_(2.0);
+    y.narrow(0, 0, 1).mul_(2.0);
     assert_eq!(y.grad_fn_name(), Some("CopySlices"));
     y.sum().backward();
     assert_eq!(x.grad().unwrap().to_vec::<f64>(), vec![2.0, 1.0, 1.0]);
@@ -24,7 +24,7 @@ fn other_views_of_the_base_see_the_new_history() {
     let y = &x * 1.0;
     let v1 = y.narrow(0, 0, 2);
     let v2 = y.narrow(0, 1, 2);
-    v1.mul_scalar_(3.0);
+    v1.mul_(3.0);
     v2.sum().backward();
     assert_eq!(x.grad().unwrap().to_vec::<f64>(), vec![0.0, 3.0, 1.0]);
 }
@@ -45,7 +45,7 @@ fn an_inplace_op_on_the_base_reaches_its_expanded_views() {
     let x = x123();
     let y = &x * 1.0;
     let v = y.unsqueeze(0).expand([2, 3]);
-    y.mul_scalar_(2.0);
+    y.mul_(2.0);
     v.sum().backward();
     assert_eq!(x.grad().unwrap().to_vec::<f64>(), vec![4.0, 4.0, 4.0]);
 }
@@ -55,7 +55,7 @@ fn a_view_of_a_view_with_a_tracked_operand() {
     let x = x123();
     let y = &x * 1.0;
     let t = y.view([3, 1]).t();
-    t.add_(&x.view([1, 3]));
+    t.add_(x.view([1, 3]));
     y.pow(2.0).sum().backward();
     assert_eq!(x.grad().unwrap().to_vec::<f64>(), vec![8.0, 16.0, 24.0]);
 }
@@ -66,7 +66,7 @@ fn a_view_of_a_view_with_a_tracked_operand() {
 )]
 fn a_view_of_a_leaf_that_requires_grad_refuses_inplace_ops() {
     let x = x123();
-    x.narrow(0, 0, 1).mul_scalar_(2.0);
+    x.narrow(0, 0, 1).mul_(2.0);
 }
 
 #[test]
@@ -75,7 +75,7 @@ fn a_view_of_a_leaf_that_requires_grad_refuses_inplace_ops() {
 )]
 fn an_expanded_tensor_refuses_inplace_ops() {
     let z = Tensor::zeros([3]);
-    z.expand([2, 3]).add_scalar_(1.0);
+    z.expand([2, 3]).add_(1.0);
 }
 
 #[test]

@@ -56,7 +56,7 @@ fn version_counter() {
     let x = Tensor::from_slice(&[2.0f64], [1]).requires_grad_(true);
     let e = x.exp();
     let y = e.exp();
-    e.add_scalar_(1.0);
+    e.add_(1.0);
     y.sum().backward();
 }
 
@@ -79,4 +79,15 @@ fn transposed_weight_grad_is_contiguous() {
         assert!(gw.is_contiguous(), "addmm={use_addmm}");
         assert!(gw.allclose(&seed.t().matmul(&x), 1e-5, 1e-6));
     }
+}
+
+#[test]
+fn requires_grad_in_place_and_chained() {
+    // PyTorch: `x.requires_grad_(True)` as a statement, and chained on a fresh tensor.
+    let x = Tensor::zeros([2]);
+    let y = x.requires_grad_(true);
+    assert!(x.requires_grad() && y.requires_grad());
+    x.requires_grad_(false);
+    assert!(!y.requires_grad(), "the returned handle is the same tensor");
+    assert!(Tensor::ones([3]).requires_grad_(true).requires_grad());
 }

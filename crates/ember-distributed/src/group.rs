@@ -218,7 +218,7 @@ impl ProcessGroup {
             if op == ReduceOp::Avg {
                 t.all_reduce(tensor, ReduceOp::Sum, ctx)?;
                 let _g = ember_autograd::no_grad();
-                tensor.div_scalar_(ws as f64);
+                tensor.div_(ws as f64);
                 Ok(())
             } else {
                 t.all_reduce(tensor, op, ctx)
@@ -299,7 +299,7 @@ impl ProcessGroup {
             if op == ReduceOp::Avg {
                 t.reduce_scatter(output, inputs, ReduceOp::Sum, ctx)?;
                 let _g = ember_autograd::no_grad();
-                output.div_scalar_(ws as f64);
+                output.div_(ws as f64);
                 Ok(())
             } else {
                 t.reduce_scatter(output, inputs, op, ctx)

@@ -5,7 +5,8 @@
 //! `Parameter`s, `Buffer`s and submodules (anything implementing `Module`, `Option`s and `Vec`s of
 //! them) are found without hand-written lists; plain data fields (numbers, strings, …) are
 //! skipped by their `Member` impls, and any other field can be marked `#[module(skip)]`.
-//! The user still writes `impl Module for T { fn forward … }`.
+//! The user still writes `impl Module for T { fn forward … }`. The derive also implements
+//! `Display` as PyTorch's `print(model)`, so `println!("{model}")` works for every module.
 //!
 //! The generated code names the `ember-nn` API as `::ember_nn` when the calling crate depends on
 //! `ember-nn`, and as `::ember::nn` when it depends on the `ember` facade only (found in the
@@ -27,8 +28,9 @@ use quote::quote;
 use syn::{parse_macro_input, Data, DeriveInput, Fields, Index};
 
 /// Derives `ember_nn::ModuleVisit` (the parameter/buffer/submodule walk) from the struct's
-/// fields. Field names become PyTorch's dotted names (`hidden.weight`); tuple fields are named
-/// `0`, `1`, …. `#[module(skip)]` leaves a field out.
+/// fields, and `std::fmt::Display` as PyTorch's `print(model)` (the module's `repr()`). Field
+/// names become PyTorch's dotted names (`hidden.weight`); tuple fields are named `0`, `1`, ….
+/// `#[module(skip)]` leaves a field out.
 #[proc_macro_derive(Module, attributes(module))]
 pub fn derive_module(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
@@ -161,6 +163,13 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
             fn type_name(&self) -> &'static str {
                 #type_name
+            }
+        }
+
+        // `println!("{model}")` prints PyTorch's `print(model)`.
+        impl #impl_g ::std::fmt::Display for #name #ty_g #where_g {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(&#nn::Module::repr(self))
             }
         }
     })

@@ -12,6 +12,7 @@ macro_rules! unit_activation {
         pub struct $name;
 
         impl Module for $name {
+            #[track_caller]
             fn forward(&self, input: &Tensor) -> Tensor {
                 input.$f()
             }
@@ -39,21 +40,25 @@ pub struct LeakyReLU {
 
 impl LeakyReLU {
     /// `LeakyReLU(negative_slope)`.
+    #[track_caller]
     pub fn new(negative_slope: f64) -> LeakyReLU {
         LeakyReLU { negative_slope }
     }
 }
 
 impl Default for LeakyReLU {
+    #[track_caller]
     fn default() -> Self {
         LeakyReLU::new(0.01)
     }
 }
 
 impl Module for LeakyReLU {
+    #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor {
         input.leaky_relu(self.negative_slope)
     }
+    #[track_caller]
     fn extra_repr(&self) -> String {
         format!("negative_slope={:?}", self.negative_slope)
     }
@@ -68,21 +73,25 @@ pub struct ELU {
 
 impl ELU {
     /// `ELU(alpha)`.
+    #[track_caller]
     pub fn new(alpha: f64) -> ELU {
         ELU { alpha }
     }
 }
 
 impl Default for ELU {
+    #[track_caller]
     fn default() -> Self {
         ELU::new(1.0)
     }
 }
 
 impl Module for ELU {
+    #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor {
         input.elu(self.alpha)
     }
+    #[track_caller]
     fn extra_repr(&self) -> String {
         format!("alpha={:?}", self.alpha)
     }
@@ -97,12 +106,14 @@ pub struct GELU {
 
 impl GELU {
     /// Exact GELU.
+    #[track_caller]
     pub fn new() -> GELU {
         GELU {
             approximate: "none",
         }
     }
     /// Sets the approximation (`"none"` or `"tanh"`).
+    #[track_caller]
     pub fn approximate(mut self, approximate: &'static str) -> GELU {
         if approximate != "none" && approximate != "tanh" {
             panic!("GELU: approximate must be 'none' or 'tanh', got '{approximate}'");
@@ -113,15 +124,18 @@ impl GELU {
 }
 
 impl Default for GELU {
+    #[track_caller]
     fn default() -> Self {
         GELU::new()
     }
 }
 
 impl Module for GELU {
+    #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor {
         input.gelu(self.approximate)
     }
+    #[track_caller]
     fn extra_repr(&self) -> String {
         format!("approximate='{}'", self.approximate)
     }
@@ -136,15 +150,18 @@ pub struct Softmax {
 
 impl Softmax {
     /// `Softmax(dim)`.
+    #[track_caller]
     pub fn new(dim: isize) -> Softmax {
         Softmax { dim }
     }
 }
 
 impl Module for Softmax {
+    #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor {
         input.softmax(self.dim)
     }
+    #[track_caller]
     fn extra_repr(&self) -> String {
         format!("dim={}", self.dim)
     }
@@ -159,15 +176,18 @@ pub struct LogSoftmax {
 
 impl LogSoftmax {
     /// `LogSoftmax(dim)`.
+    #[track_caller]
     pub fn new(dim: isize) -> LogSoftmax {
         LogSoftmax { dim }
     }
 }
 
 impl Module for LogSoftmax {
+    #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor {
         input.log_softmax(self.dim)
     }
+    #[track_caller]
     fn extra_repr(&self) -> String {
         format!("dim={}", self.dim)
     }

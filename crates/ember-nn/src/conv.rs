@@ -22,6 +22,7 @@ use ember_nn_derive::Module;
 /// A fresh weight of `shape` and, when `bias`, a bias of `bias_len`, initialised as PyTorch's
 /// `_ConvNd.reset_parameters`: Kaiming-uniform with `a = √5` (bound `1/√fan_in`), then the bias
 /// from `U(±1/√fan_in)`, `fan_in` computed from the weight's shape.
+#[track_caller]
 fn init_params(
     shape: &[usize],
     bias_len: usize,
@@ -43,6 +44,7 @@ fn init_params(
 }
 
 /// A bias of `len` drawn from `U(±1/√fan_in)` of `weight`.
+#[track_caller]
 fn init_bias(weight: &Tensor, len: usize, gen: Option<&Generator>) -> Parameter {
     let b = Tensor::zeros([len]).to_dtype(weight.dtype());
     let (fan_in, _) = init::calculate_fan_in_and_fan_out(weight);
@@ -57,6 +59,7 @@ fn init_bias(weight: &Tensor, len: usize, gen: Option<&Generator>) -> Parameter 
 }
 
 /// Panics unless both channel counts divide into `groups` (PyTorch's constructor checks).
+#[track_caller]
 fn check_groups(layer: &str, in_channels: usize, out_channels: usize, groups: usize) {
     if groups == 0 {
         panic!("{layer}: groups must be a positive integer");
@@ -71,6 +74,7 @@ fn check_groups(layer: &str, in_channels: usize, out_channels: usize, groups: us
 
 /// PyTorch's `_ConvNd.extra_repr`: sizes as tuples, options printed only when not default.
 #[allow(clippy::too_many_arguments)]
+#[track_caller]
 fn conv_repr(
     in_channels: usize,
     out_channels: usize,
@@ -107,16 +111,19 @@ fn conv_repr(
 }
 
 /// `[height, width]` from an int-or-pair argument.
+#[track_caller]
 fn pair(v: impl Into<IntOrPair>) -> [usize; 2] {
     v.into().get()
 }
 
 /// A padding argument as given.
+#[track_caller]
 fn padding(v: impl Into<Padding>) -> Padding {
     v.into()
 }
 
 /// A 1-D size as given.
+#[track_caller]
 fn same(v: usize) -> usize {
     v
 }
@@ -127,24 +134,28 @@ macro_rules! conv_options {
     ($t:ty, $size:ty => $to_size:path, $pad:ty => $to_pad:path) => {
         impl $t {
             /// Sets the stride (PyTorch's `stride=`; default 1).
+            #[track_caller]
             pub fn stride(mut self, stride: $size) -> Self {
                 self.stride = $to_size(stride);
                 self
             }
 
             /// Sets the padding (PyTorch's `padding=`; default 0).
+            #[track_caller]
             pub fn padding(mut self, padding: $pad) -> Self {
                 self.padding = $to_pad(padding);
                 self
             }
 
             /// Sets the spacing of kernel taps (PyTorch's `dilation=`; default 1).
+            #[track_caller]
             pub fn dilation(mut self, dilation: $size) -> Self {
                 self.dilation = $to_size(dilation);
                 self
             }
 
             /// Keeps (`true`, the default) or drops the bias, PyTorch's `bias=`.
+            #[track_caller]
             pub fn bias(mut self, bias: bool) -> Self {
                 if !bias {
                     self.bias = None;
@@ -157,6 +168,7 @@ macro_rules! conv_options {
             /// Splits the channels into `groups` independent convolutions (PyTorch's `groups=`;
             /// `in_channels` and `out_channels` must both be multiples). The weight changes shape,
             /// so weight and bias are drawn again from the default generator.
+            #[track_caller]
             pub fn groups(mut self, groups: usize) -> Self {
                 check_groups(stringify!($t), self.in_channels, self.out_channels, groups);
                 self.groups = groups;
@@ -202,6 +214,7 @@ pub struct Conv2d {
 impl Conv2d {
     /// `Conv2d(in_channels, out_channels, kernel_size)` with stride 1, no padding, dilation 1,
     /// one group and a bias, initialised like PyTorch from the default generator.
+    #[track_caller]
     pub fn new(
         in_channels: usize,
         out_channels: usize,
@@ -211,6 +224,7 @@ impl Conv2d {
     }
 
     /// [`Conv2d::new`] drawing the initial values from `gen`.
+    #[track_caller]
     pub fn new_with(
         in_channels: usize,
         out_channels: usize,
@@ -225,6 +239,7 @@ impl Conv2d {
         )
     }
 
+    #[track_caller]
     fn build(
         in_channels: usize,
         out_channels: usize,
@@ -247,6 +262,7 @@ impl Conv2d {
         }
     }
 
+    #[track_caller]
     fn weight_shape(&self) -> Vec<usize> {
         let [kh, kw] = self.kernel_size;
         vec![self.out_channels, self.in_channels / self.groups, kh, kw]
@@ -256,6 +272,7 @@ impl Conv2d {
 conv_options!(Conv2d, impl Into<IntOrPair> => pair, impl Into<Padding> => padding);
 
 impl Module for Conv2d {
+    #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor {
         input.conv2d(
             &self.weight,
@@ -266,6 +283,7 @@ impl Module for Conv2d {
             self.groups,
         )
     }
+    #[track_caller]
     fn extra_repr(&self) -> String {
         conv_repr(
             self.in_channels,
@@ -317,11 +335,13 @@ pub struct Conv1d {
 impl Conv1d {
     /// `Conv1d(in_channels, out_channels, kernel_size)` with stride 1, no padding, dilation 1,
     /// one group and a bias, initialised like PyTorch from the default generator.
+    #[track_caller]
     pub fn new(in_channels: usize, out_channels: usize, kernel_size: usize) -> Conv1d {
         Conv1d::build(in_channels, out_channels, kernel_size, None)
     }
 
     /// [`Conv1d::new`] drawing the initial values from `gen`.
+    #[track_caller]
     pub fn new_with(
         in_channels: usize,
         out_channels: usize,
@@ -331,6 +351,7 @@ impl Conv1d {
         Conv1d::build(in_channels, out_channels, kernel_size, Some(gen))
     }
 
+    #[track_caller]
     fn build(
         in_channels: usize,
         out_channels: usize,
@@ -357,6 +378,7 @@ impl Conv1d {
         }
     }
 
+    #[track_caller]
     fn weight_shape(&self) -> Vec<usize> {
         vec![
             self.out_channels,
@@ -369,6 +391,7 @@ impl Conv1d {
 conv_options!(Conv1d, usize => same, impl Into<Padding> => padding);
 
 impl Module for Conv1d {
+    #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor {
         input.conv1d(
             &self.weight,
@@ -379,6 +402,7 @@ impl Module for Conv1d {
             self.groups,
         )
     }
+    #[track_caller]
     fn extra_repr(&self) -> String {
         conv_repr(
             self.in_channels,
@@ -437,6 +461,7 @@ pub struct ConvTranspose2d {
 impl ConvTranspose2d {
     /// `ConvTranspose2d(in_channels, out_channels, kernel_size)` with stride 1, no padding or
     /// output padding, dilation 1, one group and a bias, initialised like PyTorch.
+    #[track_caller]
     pub fn new(
         in_channels: usize,
         out_channels: usize,
@@ -446,6 +471,7 @@ impl ConvTranspose2d {
     }
 
     /// [`ConvTranspose2d::new`] drawing the initial values from `gen`.
+    #[track_caller]
     pub fn new_with(
         in_channels: usize,
         out_channels: usize,
@@ -460,6 +486,7 @@ impl ConvTranspose2d {
         )
     }
 
+    #[track_caller]
     fn build(
         in_channels: usize,
         out_channels: usize,
@@ -483,6 +510,7 @@ impl ConvTranspose2d {
         }
     }
 
+    #[track_caller]
     fn weight_shape(&self) -> Vec<usize> {
         let [kh, kw] = self.kernel_size;
         vec![self.in_channels, self.out_channels / self.groups, kh, kw]
@@ -490,6 +518,7 @@ impl ConvTranspose2d {
 
     /// Sets the extra size added at the end of the output (PyTorch's `output_padding=`; must be
     /// smaller than the stride or the dilation).
+    #[track_caller]
     pub fn output_padding(mut self, output_padding: impl Into<IntOrPair>) -> Self {
         self.output_padding = output_padding.into().get();
         self
@@ -498,6 +527,7 @@ impl ConvTranspose2d {
     /// The forward pass producing an output of spatial size `output_size` (PyTorch's
     /// `forward(input, output_size)`): the output padding is chosen to reach it, and a size no
     /// output padding reaches panics.
+    #[track_caller]
     pub fn forward_with_output_size(&self, input: &Tensor, output_size: [usize; 2]) -> Tensor {
         let n = input.dim();
         if n < 3 {
@@ -521,6 +551,7 @@ impl ConvTranspose2d {
         self.run(input, op)
     }
 
+    #[track_caller]
     fn run(&self, input: &Tensor, output_padding: [usize; 2]) -> Tensor {
         input.conv_transpose2d(
             &self.weight,
@@ -537,9 +568,11 @@ impl ConvTranspose2d {
 conv_options!(ConvTranspose2d, impl Into<IntOrPair> => pair, impl Into<IntOrPair> => pair);
 
 impl Module for ConvTranspose2d {
+    #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor {
         self.run(input, self.output_padding)
     }
+    #[track_caller]
     fn extra_repr(&self) -> String {
         conv_repr(
             self.in_channels,

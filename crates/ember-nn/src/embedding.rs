@@ -8,6 +8,7 @@ use ember_nn_derive::Module;
 
 /// Rows of `weight` at `indices` (any integer dtype and shape), with a gradient that
 /// scatter-adds into the used rows and skips `padding_idx`.
+#[track_caller]
 pub(crate) fn embedding_impl(
     indices: &Tensor,
     weight: &Tensor,
@@ -82,6 +83,7 @@ pub struct Embedding {
 
 impl Embedding {
     /// `Embedding(num_embeddings, embedding_dim)` with `N(0, 1)` rows.
+    #[track_caller]
     pub fn new(num_embeddings: usize, embedding_dim: usize) -> Embedding {
         let w = Tensor::zeros([num_embeddings, embedding_dim]);
         init::normal_(&w, 0.0, 1.0);
@@ -95,6 +97,7 @@ impl Embedding {
     }
 
     /// A table holding `weight` (`Embedding.from_pretrained`); `freeze` stops its gradient.
+    #[track_caller]
     pub fn from_pretrained(weight: Tensor, freeze: bool) -> Embedding {
         if weight.dim() != 2 {
             panic!(
@@ -106,7 +109,7 @@ impl Embedding {
         let p = Parameter::new(weight);
         if freeze {
             // The parameter's handle shares its autograd state: switch it off for all of them.
-            let _ = p.tensor().clone().requires_grad_(false);
+            p.tensor().requires_grad_(false);
         }
         Embedding {
             weight: p,
@@ -118,6 +121,7 @@ impl Embedding {
     }
 
     /// Sets `padding_idx` (negative counts from the end) and zeroes that row.
+    #[track_caller]
     pub fn padding_idx(mut self, padding_idx: isize) -> Embedding {
         let n = self.num_embeddings as isize;
         if padding_idx >= n || padding_idx < -n {
@@ -136,9 +140,11 @@ impl Embedding {
 }
 
 impl Module for Embedding {
+    #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor {
         embedding_impl(input, &self.weight, self.padding_idx)
     }
+    #[track_caller]
     fn extra_repr(&self) -> String {
         let mut s = format!("{}, {}", self.num_embeddings, self.embedding_dim);
         if let Some(p) = self.padding_idx {

@@ -15,10 +15,12 @@
 use crate::loss;
 use ember_autograd::smallvec::smallvec;
 use ember_autograd::Generator;
-use ember_autograd::{custom_op, no_grad, AdaptiveSize, IntOrPair, Padding, Tensor};
+use ember_autograd::{custom_op, no_grad, AdaptiveSize, DType, IntOrPair, Padding, Tensor};
 
 /// `x @ weight.T + bias` for `x` of shape `(*, in_features)`, `weight` `(out, in)`, `bias`
-/// `(out)`; 2-D inputs with a bias go through one fused `addmm`.
+/// `(out)`; 2-D inputs with a bias go through one fused `addmm`. Operands of different dtypes
+/// panic with PyTorch's messages (no promotion).
+#[track_caller]
 pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
     let in_features = weight.shape().get(1).copied().unwrap_or(0);
     if weight.dim() != 2 {
@@ -33,6 +35,16 @@ pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor 
             input.shape(),
             weight.shape()
         );
+    }
+    if let Some(b) = bias {
+        // An input/weight mismatch is reported first, by the product below, as in PyTorch.
+        if input.dtype() == weight.dtype() && b.dtype() != weight.dtype() {
+            panic!(
+                "self and mat2 must have the same dtype, but got {} and {}",
+                scalar_type_name(b.dtype()),
+                scalar_type_name(weight.dtype())
+            );
+        }
     }
     let wt = weight.t();
     match (input.dim(), bias) {
@@ -56,63 +68,87 @@ pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor 
     }
 }
 
+/// PyTorch's `ScalarType` name of a dtype, as its dtype-mismatch messages print it (`Double`).
+#[track_caller]
+fn scalar_type_name(d: DType) -> &'static str {
+    match d {
+        DType::Bool => "Bool",
+        DType::U8 => "Byte",
+        DType::I64 => "Long",
+        DType::F32 => "Float",
+        DType::F64 => "Double",
+    }
+}
+
 /// `max(x, 0)`
+#[track_caller]
 pub fn relu(x: &Tensor) -> Tensor {
     x.relu()
 }
 
 /// `x` where positive, `negative_slope * x` elsewhere.
+#[track_caller]
 pub fn leaky_relu(x: &Tensor, negative_slope: f64) -> Tensor {
     x.leaky_relu(negative_slope)
 }
 
 /// `x` where positive, `alpha * (exp(x) - 1)` elsewhere.
+#[track_caller]
 pub fn elu(x: &Tensor, alpha: f64) -> Tensor {
     x.elu(alpha)
 }
 
 /// GELU; `approximate` is `"none"` (exact, erf) or `"tanh"`.
+#[track_caller]
 pub fn gelu(x: &Tensor, approximate: &str) -> Tensor {
     x.gelu(approximate)
 }
 
 /// `x * sigmoid(x)`
+#[track_caller]
 pub fn silu(x: &Tensor) -> Tensor {
     x.silu()
 }
 
 /// `1 / (1 + exp(-x))`
+#[track_caller]
 pub fn sigmoid(x: &Tensor) -> Tensor {
     x.sigmoid()
 }
 
 /// `tanh(x)`
+#[track_caller]
 pub fn tanh(x: &Tensor) -> Tensor {
     x.tanh()
 }
 
 /// Softmax along `dim`.
+#[track_caller]
 pub fn softmax(x: &Tensor, dim: isize) -> Tensor {
     x.softmax(dim)
 }
 
 /// Log-softmax along `dim`.
+#[track_caller]
 pub fn log_softmax(x: &Tensor, dim: isize) -> Tensor {
     x.log_softmax(dim)
 }
 
 /// One-hot encoding of int64 class indices (`num_classes` of `None`: the largest index + 1).
+#[track_caller]
 pub fn one_hot(x: &Tensor, num_classes: Option<usize>) -> Tensor {
     x.one_hot(num_classes)
 }
 
 /// Dropout: in training, zeroes each element with probability `p` (from the default generator)
 /// and scales the rest by `1/(1-p)`; otherwise returns `x`.
+#[track_caller]
 pub fn dropout(x: &Tensor, p: f64, training: bool) -> Tensor {
     dropout_with(x, p, training, None)
 }
 
 /// [`dropout`] drawing its mask from `gen` (the default generator when `None`).
+#[track_caller]
 pub fn dropout_with(x: &Tensor, p: f64, training: bool, gen: Option<&Generator>) -> Tensor {
     if !(0.0..=1.0).contains(&p) {
         panic!("dropout probability has to be between 0 and 1, but got {p}");
@@ -147,11 +183,13 @@ pub fn dropout_with(x: &Tensor, p: f64, training: bool, gen: Option<&Generator>)
 /// Channel-wise dropout (`F.dropout2d`): in training, each `(n, c)` plane of an `(N, C, …)`
 /// input is zeroed with probability `p` (mask from the default generator) and the rest scaled by
 /// `1/(1-p)`; otherwise returns `x`.
+#[track_caller]
 pub fn dropout2d(x: &Tensor, p: f64, training: bool) -> Tensor {
     dropout2d_with(x, p, training, None)
 }
 
 /// [`dropout2d`] drawing its mask from `gen` (the default generator when `None`).
+#[track_caller]
 pub fn dropout2d_with(x: &Tensor, p: f64, training: bool, gen: Option<&Generator>) -> Tensor {
     if !(0.0..=1.0).contains(&p) {
         panic!("dropout probability has to be between 0 and 1, but got {p}");
@@ -178,6 +216,7 @@ pub fn dropout2d_with(x: &Tensor, p: f64, training: bool, gen: Option<&Generator
 }
 
 /// 2-D convolution (`F.conv2d`): see [`Tensor::conv2d`].
+#[track_caller]
 pub fn conv2d(
     input: &Tensor,
     weight: &Tensor,
@@ -191,6 +230,7 @@ pub fn conv2d(
 }
 
 /// 1-D convolution (`F.conv1d`): see [`Tensor::conv1d`].
+#[track_caller]
 pub fn conv1d(
     input: &Tensor,
     weight: &Tensor,
@@ -205,6 +245,7 @@ pub fn conv1d(
 
 /// 2-D transposed convolution (`F.conv_transpose2d`): see [`Tensor::conv_transpose2d`].
 #[allow(clippy::too_many_arguments)]
+#[track_caller]
 pub fn conv_transpose2d(
     input: &Tensor,
     weight: &Tensor,
@@ -227,6 +268,7 @@ pub fn conv_transpose2d(
 }
 
 /// 2-D max pooling (`F.max_pool2d`, stride `None` = the kernel size): see [`Tensor::max_pool2d`].
+#[track_caller]
 pub fn max_pool2d(
     input: &Tensor,
     kernel_size: impl Into<IntOrPair>,
@@ -239,6 +281,7 @@ pub fn max_pool2d(
 }
 
 /// 1-D max pooling (`F.max_pool1d`): see [`Tensor::max_pool1d`].
+#[track_caller]
 pub fn max_pool1d(
     input: &Tensor,
     kernel_size: usize,
@@ -251,6 +294,7 @@ pub fn max_pool1d(
 }
 
 /// 2-D average pooling (`F.avg_pool2d`): see [`Tensor::avg_pool2d`].
+#[track_caller]
 pub fn avg_pool2d(
     input: &Tensor,
     kernel_size: impl Into<IntOrPair>,
@@ -271,11 +315,13 @@ pub fn avg_pool2d(
 }
 
 /// Adaptive 2-D average pooling (`F.adaptive_avg_pool2d`).
+#[track_caller]
 pub fn adaptive_avg_pool2d(input: &Tensor, output_size: impl Into<AdaptiveSize>) -> Tensor {
     input.adaptive_avg_pool2d(output_size)
 }
 
 /// Adaptive 2-D max pooling (`F.adaptive_max_pool2d`).
+#[track_caller]
 pub fn adaptive_max_pool2d(input: &Tensor, output_size: impl Into<AdaptiveSize>) -> Tensor {
     input.adaptive_max_pool2d(output_size)
 }
@@ -284,6 +330,7 @@ pub fn adaptive_max_pool2d(input: &Tensor, output_size: impl Into<AdaptiveSize>)
 /// (updating `running_mean` / `running_var` in place with `momentum`) and the running ones
 /// otherwise.
 #[allow(clippy::too_many_arguments)]
+#[track_caller]
 pub fn batch_norm(
     x: &Tensor,
     running_mean: Option<&Tensor>,
@@ -309,6 +356,7 @@ pub fn batch_norm(
 }
 
 /// Layer normalisation over the trailing dims `normalized_shape`.
+#[track_caller]
 pub fn layer_norm(
     x: &Tensor,
     normalized_shape: &[usize],
@@ -320,54 +368,64 @@ pub fn layer_norm(
 }
 
 /// Rows of `weight` selected by the integer `indices` (any shape): shape `indices.shape + [dim]`.
+#[track_caller]
 pub fn embedding(indices: &Tensor, weight: &Tensor) -> Tensor {
     crate::embedding::embedding_impl(indices, weight, None)
 }
 
 /// Mean squared error with mean reduction (`F.mse_loss`).
+#[track_caller]
 pub fn mse_loss(input: &Tensor, target: &Tensor) -> Tensor {
     loss::MSELoss::new().forward(input, target)
 }
 
 /// Mean absolute error with mean reduction (`F.l1_loss`).
+#[track_caller]
 pub fn l1_loss(input: &Tensor, target: &Tensor) -> Tensor {
     loss::L1Loss::new().forward(input, target)
 }
 
 /// Smooth L1 loss with threshold `beta` and mean reduction (`F.smooth_l1_loss`).
+#[track_caller]
 pub fn smooth_l1_loss(input: &Tensor, target: &Tensor, beta: f64) -> Tensor {
     loss::SmoothL1Loss::new().beta(beta).forward(input, target)
 }
 
 /// Huber loss with threshold `delta` and mean reduction (`F.huber_loss`).
+#[track_caller]
 pub fn huber_loss(input: &Tensor, target: &Tensor, delta: f64) -> Tensor {
     loss::HuberLoss::new().delta(delta).forward(input, target)
 }
 
 /// Cross-entropy of logits with class-index or probability targets, mean reduction
 /// (`F.cross_entropy`).
+#[track_caller]
 pub fn cross_entropy(input: &Tensor, target: &Tensor) -> Tensor {
     loss::CrossEntropyLoss::new().forward(input, target)
 }
 
 /// Negative log-likelihood of log-probabilities with class-index targets, mean reduction
 /// (`F.nll_loss`).
+#[track_caller]
 pub fn nll_loss(input: &Tensor, target: &Tensor) -> Tensor {
     loss::NLLLoss::new().forward(input, target)
 }
 
 /// Binary cross-entropy of probabilities, mean reduction (`F.binary_cross_entropy`).
+#[track_caller]
 pub fn binary_cross_entropy(input: &Tensor, target: &Tensor) -> Tensor {
     loss::BCELoss::new().forward(input, target)
 }
 
 /// Binary cross-entropy of logits, mean reduction (`F.binary_cross_entropy_with_logits`).
+#[track_caller]
 pub fn binary_cross_entropy_with_logits(input: &Tensor, target: &Tensor) -> Tensor {
     loss::BCEWithLogitsLoss::new().forward(input, target)
 }
 
 /// KL divergence of log-probabilities `input` from `target` (probabilities, or
 /// log-probabilities when `log_target`), mean reduction (`F.kl_div`).
+#[track_caller]
 pub fn kl_div(input: &Tensor, target: &Tensor, log_target: bool) -> Tensor {
     loss::KLDivLoss::new()
         .log_target(log_target)

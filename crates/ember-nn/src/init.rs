@@ -47,6 +47,7 @@ pub enum FanMode {
 
 /// PyTorch's recommended gain for `nonlinearity`; `param` is leaky_relu's negative slope
 /// (0.01 when `None`).
+#[track_caller]
 pub fn calculate_gain(nonlinearity: Nonlinearity, param: Option<f64>) -> f64 {
     match nonlinearity {
         Nonlinearity::Linear | Nonlinearity::Conv | Nonlinearity::Sigmoid => 1.0,
@@ -62,6 +63,7 @@ pub fn calculate_gain(nonlinearity: Nonlinearity, param: Option<f64>) -> f64 {
 
 /// `(fan_in, fan_out)` of a weight: `size(1)` and `size(0)` times the receptive field (the
 /// product of the remaining dims). Panics for fewer than 2 dims, as PyTorch.
+#[track_caller]
 pub fn calculate_fan_in_and_fan_out(t: &Tensor) -> (usize, usize) {
     if t.dim() < 2 {
         panic!(
@@ -73,6 +75,7 @@ pub fn calculate_fan_in_and_fan_out(t: &Tensor) -> (usize, usize) {
     (t.shape()[1] * receptive, t.shape()[0] * receptive)
 }
 
+#[track_caller]
 fn fan(t: &Tensor, mode: FanMode) -> usize {
     let (fan_in, fan_out) = calculate_fan_in_and_fan_out(t);
     match mode {
@@ -81,6 +84,7 @@ fn fan(t: &Tensor, mode: FanMode) -> usize {
     }
 }
 
+#[track_caller]
 fn check_float(op: &str, t: &Tensor) {
     if !t.dtype().is_float() {
         panic!(
@@ -91,15 +95,18 @@ fn check_float(op: &str, t: &Tensor) {
 }
 
 /// Fills `t` with values drawn from `U(low, high)` (`nn.init.uniform_`).
+#[track_caller]
 pub fn uniform_(t: &Tensor, low: f64, high: f64) {
     uniform_impl(t, low, high, None)
 }
 
 /// [`uniform_`] drawing from `gen`.
+#[track_caller]
 pub fn uniform_with_(t: &Tensor, low: f64, high: f64, gen: &Generator) {
     uniform_impl(t, low, high, Some(gen))
 }
 
+#[track_caller]
 fn uniform_impl(t: &Tensor, low: f64, high: f64, gen: Option<&Generator>) {
     check_float("uniform_", t);
     let _g = no_grad();
@@ -107,15 +114,18 @@ fn uniform_impl(t: &Tensor, low: f64, high: f64, gen: Option<&Generator>) {
 }
 
 /// Fills `t` with values drawn from `N(mean, std²)` (`nn.init.normal_`).
+#[track_caller]
 pub fn normal_(t: &Tensor, mean: f64, std: f64) {
     normal_impl(t, mean, std, None)
 }
 
 /// [`normal_`] drawing from `gen`.
+#[track_caller]
 pub fn normal_with_(t: &Tensor, mean: f64, std: f64, gen: &Generator) {
     normal_impl(t, mean, std, Some(gen))
 }
 
+#[track_caller]
 fn normal_impl(t: &Tensor, mean: f64, std: f64, gen: Option<&Generator>) {
     check_float("normal_", t);
     let _g = no_grad();
@@ -123,37 +133,44 @@ fn normal_impl(t: &Tensor, mean: f64, std: f64, gen: Option<&Generator>) {
 }
 
 /// Fills `t` with `value` (`nn.init.constant_`).
+#[track_caller]
 pub fn constant_(t: &Tensor, value: f64) {
     let _g = no_grad();
     t.fill_(value);
 }
 
 /// Fills `t` with zeros (`nn.init.zeros_`).
+#[track_caller]
 pub fn zeros_(t: &Tensor) {
     constant_(t, 0.0)
 }
 
 /// Fills `t` with ones (`nn.init.ones_`).
+#[track_caller]
 pub fn ones_(t: &Tensor) {
     constant_(t, 1.0)
 }
 
 /// Glorot uniform: `U(-a, a)` with `a = gain * √(6 / (fan_in + fan_out))`
 /// (`nn.init.xavier_uniform_`).
+#[track_caller]
 pub fn xavier_uniform_(t: &Tensor, gain: f64) {
     xavier_uniform_impl(t, gain, None)
 }
 
 /// [`xavier_uniform_`] drawing from `gen`.
+#[track_caller]
 pub fn xavier_uniform_with_(t: &Tensor, gain: f64, gen: &Generator) {
     xavier_uniform_impl(t, gain, Some(gen))
 }
 
+#[track_caller]
 fn xavier_std(t: &Tensor, gain: f64) -> f64 {
     let (fan_in, fan_out) = calculate_fan_in_and_fan_out(t);
     gain * (2.0 / (fan_in + fan_out) as f64).sqrt()
 }
 
+#[track_caller]
 fn xavier_uniform_impl(t: &Tensor, gain: f64, gen: Option<&Generator>) {
     let a = 3f64.sqrt() * xavier_std(t, gain);
     uniform_impl(t, -a, a, gen)
@@ -161,17 +178,20 @@ fn xavier_uniform_impl(t: &Tensor, gain: f64, gen: Option<&Generator>) {
 
 /// Glorot normal: `N(0, std²)` with `std = gain * √(2 / (fan_in + fan_out))`
 /// (`nn.init.xavier_normal_`).
+#[track_caller]
 pub fn xavier_normal_(t: &Tensor, gain: f64) {
     let std = xavier_std(t, gain);
     normal_impl(t, 0.0, std, None)
 }
 
 /// [`xavier_normal_`] drawing from `gen`.
+#[track_caller]
 pub fn xavier_normal_with_(t: &Tensor, gain: f64, gen: &Generator) {
     let std = xavier_std(t, gain);
     normal_impl(t, 0.0, std, Some(gen))
 }
 
+#[track_caller]
 fn kaiming_std(t: &Tensor, a: f64, mode: FanMode, nonlinearity: Nonlinearity) -> Option<f64> {
     if t.numel() == 0 {
         // PyTorch warns and leaves a zero-element tensor alone.
@@ -184,6 +204,7 @@ fn kaiming_std(t: &Tensor, a: f64, mode: FanMode, nonlinearity: Nonlinearity) ->
 /// He uniform: `U(-b, b)` with `b = gain * √(3 / fan)`, the gain from `nonlinearity` (with
 /// negative slope `a` for leaky_relu) (`nn.init.kaiming_uniform_`). `Linear` uses
 /// `a = √5, FanIn, LeakyRelu`, i.e. `b = 1/√fan_in`.
+#[track_caller]
 pub fn kaiming_uniform_(t: &Tensor, a: f64, mode: FanMode, nonlinearity: Nonlinearity) {
     if let Some(std) = kaiming_std(t, a, mode, nonlinearity) {
         let b = 3f64.sqrt() * std;
@@ -192,6 +213,7 @@ pub fn kaiming_uniform_(t: &Tensor, a: f64, mode: FanMode, nonlinearity: Nonline
 }
 
 /// [`kaiming_uniform_`] drawing from `gen`.
+#[track_caller]
 pub fn kaiming_uniform_with_(
     t: &Tensor,
     a: f64,
@@ -206,6 +228,7 @@ pub fn kaiming_uniform_with_(
 }
 
 /// He normal: `N(0, std²)` with `std = gain / √fan` (`nn.init.kaiming_normal_`).
+#[track_caller]
 pub fn kaiming_normal_(t: &Tensor, a: f64, mode: FanMode, nonlinearity: Nonlinearity) {
     if let Some(std) = kaiming_std(t, a, mode, nonlinearity) {
         normal_impl(t, 0.0, std, None)
@@ -213,6 +236,7 @@ pub fn kaiming_normal_(t: &Tensor, a: f64, mode: FanMode, nonlinearity: Nonlinea
 }
 
 /// [`kaiming_normal_`] drawing from `gen`.
+#[track_caller]
 pub fn kaiming_normal_with_(
     t: &Tensor,
     a: f64,

@@ -35,11 +35,13 @@ pub struct Linear {
 
 impl Linear {
     /// A layer with bias, initialised like PyTorch (from the default generator).
+    #[track_caller]
     pub fn new(in_features: usize, out_features: usize) -> Linear {
         Linear::with_options(in_features, out_features, true, None)
     }
 
     /// [`Linear::new`] drawing its initial values from `gen`.
+    #[track_caller]
     pub fn new_with(in_features: usize, out_features: usize, gen: &Generator) -> Linear {
         Linear::with_options(in_features, out_features, true, Some(gen))
     }
@@ -53,6 +55,7 @@ impl Linear {
     /// let fc = Linear::with_options(5, 3, false, None);
     /// assert!(fc.bias.is_none());
     /// ```
+    #[track_caller]
     pub fn with_options(
         in_features: usize,
         out_features: usize,
@@ -93,6 +96,7 @@ impl Linear {
     }
 
     /// A layer with the given weight `(out, in)` and optional bias `(out)` (e.g. pretrained).
+    #[track_caller]
     pub fn from_weights(weight: Tensor, bias: Option<Tensor>) -> Linear {
         if weight.dim() != 2 {
             panic!(
@@ -121,6 +125,7 @@ impl Linear {
     /// Keeps (`true`) or drops (`false`) the bias. The bias of a layer built with a bias was
     /// drawn already; for PyTorch's numbers with `bias=False` build with
     /// [`with_options`](Linear::with_options).
+    #[track_caller]
     pub fn bias(mut self, bias: bool) -> Linear {
         if !bias {
             self.bias = None;
@@ -134,9 +139,11 @@ impl Linear {
 }
 
 impl Module for Linear {
+    #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor {
         F::linear(input, &self.weight, self.bias.as_deref())
     }
+    #[track_caller]
     fn extra_repr(&self) -> String {
         format!(
             "in_features={}, out_features={}, bias={}",
@@ -152,6 +159,7 @@ impl Module for Linear {
 pub struct Identity;
 
 impl Module for Identity {
+    #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor {
         input.clone()
     }
@@ -169,6 +177,7 @@ pub struct Flatten {
 
 impl Flatten {
     /// `Flatten(start_dim=1, end_dim=-1)`.
+    #[track_caller]
     pub fn new() -> Flatten {
         Flatten {
             start_dim: 1,
@@ -176,11 +185,13 @@ impl Flatten {
         }
     }
     /// Sets the first dim to flatten.
+    #[track_caller]
     pub fn start_dim(mut self, d: isize) -> Flatten {
         self.start_dim = d;
         self
     }
     /// Sets the last dim to flatten.
+    #[track_caller]
     pub fn end_dim(mut self, d: isize) -> Flatten {
         self.end_dim = d;
         self
@@ -188,15 +199,18 @@ impl Flatten {
 }
 
 impl Default for Flatten {
+    #[track_caller]
     fn default() -> Self {
         Flatten::new()
     }
 }
 
 impl Module for Flatten {
+    #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor {
         input.flatten(self.start_dim, self.end_dim)
     }
+    #[track_caller]
     fn extra_repr(&self) -> String {
         format!("start_dim={}, end_dim={}", self.start_dim, self.end_dim)
     }
@@ -213,6 +227,7 @@ pub struct Unflatten {
 
 impl Unflatten {
     /// `Unflatten(dim, sizes)`.
+    #[track_caller]
     pub fn new(dim: isize, sizes: impl Into<Vec<isize>>) -> Unflatten {
         Unflatten {
             dim,
@@ -222,6 +237,7 @@ impl Unflatten {
 }
 
 impl Module for Unflatten {
+    #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor {
         let d = ember_kernels::shape::normalize_dim(self.dim, input.dim());
         let mut shape: Vec<isize> = input.shape()[..d].iter().map(|&s| s as isize).collect();
@@ -243,6 +259,7 @@ impl Module for Unflatten {
         shape.extend(input.shape()[d + 1..].iter().map(|&s| s as isize));
         input.reshape(shape)
     }
+    #[track_caller]
     fn extra_repr(&self) -> String {
         format!("dim={}, unflattened_size={:?}", self.dim, self.sizes)
     }
@@ -274,6 +291,7 @@ pub struct Dropout {
 
 impl Dropout {
     /// `Dropout(p)`.
+    #[track_caller]
     pub fn new(p: f64) -> Dropout {
         if !(0.0..=1.0).contains(&p) {
             panic!("dropout probability has to be between 0 and 1, but got {p}");
@@ -286,6 +304,7 @@ impl Dropout {
     }
 
     /// Draws masks from `gen` instead of the default generator.
+    #[track_caller]
     pub fn generator(mut self, gen: Generator) -> Dropout {
         self.gen = Some(gen);
         self
@@ -294,15 +313,18 @@ impl Dropout {
 
 impl Default for Dropout {
     /// `Dropout(p=0.5)`.
+    #[track_caller]
     fn default() -> Self {
         Dropout::new(0.5)
     }
 }
 
 impl Module for Dropout {
+    #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor {
         F::dropout_with(input, self.p, self.training.get(), self.gen.as_ref())
     }
+    #[track_caller]
     fn extra_repr(&self) -> String {
         format!("p={:?}, inplace=False", self.p)
     }

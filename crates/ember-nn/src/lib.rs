@@ -37,10 +37,17 @@
 //!
 //! ## Indexing a `Sequential`
 //!
-//! `model[i]` is a `&dyn Module`. Through it, `model[0].weight()` / `.bias()` /
-//! `.get_parameter("weight")` reach parameters by name, and `model[0].downcast_ref::<Linear>()`
-//! (or `model.get::<Linear>(0)`) gives the concrete layer, whose parameters are public fields
-//! (`linear.weight`, dereferencing to its `Tensor`).
+//! `model[i]` (and `model["fc1"]` for a `Sequential` built with names, PyTorch's
+//! `nn.Sequential(OrderedDict(...))`) is a `&dyn Module`. Through it, `model[0].weight()` /
+//! `.bias()` / `.get_parameter("weight")` reach parameters by name, and
+//! `model[0].downcast_ref::<Linear>()` (or `model.get::<Linear>(0)`, `model.get::<Linear>("fc1")`)
+//! gives the concrete layer, whose parameters are public fields (`linear.weight`, dereferencing
+//! to its `Tensor`).
+//!
+//! ## Printing
+//!
+//! Every module implements `Display` as PyTorch's `print(model)`: `println!("{model}")` for a
+//! `Sequential`, a layer or a `#[derive(Module)]` struct (the derive writes the impl).
 //!
 //! ## Options
 //!
@@ -79,7 +86,7 @@ pub use loss::{
 pub use module::{Buffer, Member, Module, ModuleVisit, Parameter, TrainFlag, Visitor, VisitorMut};
 pub use norm::{BatchNorm1d, BatchNorm2d, LayerNorm};
 pub use pool::{AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool1d, MaxPool2d};
-pub use sequential::Sequential;
+pub use sequential::{Sequential, SequentialKey};
 pub use state::{
     load_safetensors, load_safetensors_bytes, save_safetensors, IncompatibleKeys, LoadError,
     NnError, StateDict,

@@ -40,6 +40,7 @@ pub enum Reduction {
 impl FromStr for Reduction {
     type Err = String;
     /// Parses PyTorch's strings: `"none"`, `"mean"`, `"sum"`, `"batchmean"`.
+    #[track_caller]
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "none" => Ok(Reduction::None),
@@ -52,6 +53,7 @@ impl FromStr for Reduction {
 }
 
 impl Reduction {
+    #[track_caller]
     fn kernel(self, op: &str) -> LossReduction {
         match self {
             Reduction::None => LossReduction::None,
@@ -62,6 +64,7 @@ impl Reduction {
     }
 
     /// Applies the reduction to elementwise losses.
+    #[track_caller]
     fn apply(self, op: &str, l: Tensor) -> Tensor {
         match self {
             Reduction::None => l,
@@ -72,13 +75,55 @@ impl Reduction {
     }
 }
 
+#[track_caller]
 fn batchmean_unsupported(op: &str) -> ! {
     panic!("{op}: reduction 'batchmean' is only supported by kl_div (KLDivLoss)")
+}
+
+/// The gradients of an elementwise loss given the upstream gradient spread over the elements:
+/// `(d input, d target)`, each only when asked for (`[input needs it, target needs it]`).
+type PointwiseGrads = dyn Fn(&Tensor, [bool; 2]) -> (Option<Tensor>, Option<Tensor>) + Send + Sync;
+
+/// One graph node for an elementwise loss and its reduction, named as PyTorch's loss node
+/// (`MseLossBackward0`, …) whatever the reduction: `value` holds the per-element losses
+/// (computed without recording), `grads` maps the upstream gradient spread over the elements to
+/// the input's and target's gradients. `grads` builds them from differentiable ops on handles
+/// that keep their graphs, so under `create_graph` the gradient is itself differentiable.
+/// `target` is the checked target (the input's dtype); its gradient is summed back to its
+/// shape when it broadcast.
+#[track_caller]
+fn pointwise_loss(
+    op: &str,
+    name: &'static str,
+    reduction: Reduction,
+    input: &Tensor,
+    target: &Tensor,
+    value: Tensor,
+    grads: Box<PointwiseGrads>,
+) -> Tensor {
+    let out = {
+        let _g = no_grad();
+        reduction.apply(op, value)
+    };
+    let shape = input.shape().to_vec();
+    let target_shape = target.shape().to_vec();
+    let needs = [input.requires_grad(), target.requires_grad()];
+    custom_op(out, name, &[input, target], move |g| {
+        let spread = match reduction {
+            Reduction::None => g.clone(),
+            Reduction::Sum => g.expand(&shape[..]),
+            Reduction::Mean => &g.expand(&shape[..]) / shape.iter().product::<usize>() as f64,
+            Reduction::BatchMean => unreachable!("refused by Reduction::apply"),
+        };
+        let (dx, dt) = grads(&spread, needs);
+        smallvec![dx, dt.map(|d| d.sum_to(&target_shape))]
+    })
 }
 
 /// A loss: `forward(input, target)` gives the loss tensor (0-dim unless `Reduction::None`).
 pub trait Loss {
     /// Computes the loss of `input` against `target`.
+    #[track_caller]
     fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor;
 }
 
@@ -97,6 +142,7 @@ enum TargetShape {
 /// PyTorch warns and broadcasts when the shapes differ, which silently turns the classic `[N, 1]`
 /// prediction against an `[N]` target into an `[N, N]` loss. Here a target broadcasts only when
 /// the result keeps the input's shape; otherwise the call panics with the fix.
+#[track_caller]
 fn check_pointwise(op: &str, input: &Tensor, target: &Tensor, rule: TargetShape) -> Tensor {
     if !input.dtype().is_float() {
         panic!(
@@ -138,6 +184,7 @@ fn check_pointwise(op: &str, input: &Tensor, target: &Tensor, rule: TargetShape)
 
 /// Panics, as PyTorch's `binary_cross_entropy`, unless every input element is in `[0, 1]` (NaN is
 /// not). One reduction where the input lives and a one-element read, not a copy of the input.
+#[track_caller]
 fn check_probabilities(op: &str, input: &Tensor) {
     let x = input.detach();
     let inside = x.ge(0.0).logical_and(&x.le(1.0));
@@ -147,6 +194,7 @@ fn check_probabilities(op: &str, input: &Tensor) {
 }
 
 /// A per-element weight broadcast against the input, in the input's dtype.
+#[track_caller]
 fn check_broadcast_weight(op: &str, what: &str, input: &Tensor, w: &Tensor) -> Tensor {
     match ember_kernels::shape::broadcast_shapes(w.shape(), input.shape()) {
         Some(s) if s.as_slice() == input.shape() => w.detach().to_dtype(input.dtype()),
@@ -162,12 +210,14 @@ macro_rules! reduction_builder {
     ($t:ident) => {
         impl $t {
             /// Sets the reduction (`Reduction::Mean` by default).
+            #[track_caller]
             pub fn reduction(mut self, reduction: Reduction) -> $t {
                 self.reduction = reduction;
                 self
             }
         }
         impl Loss for $t {
+            #[track_caller]
             fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor {
                 $t::forward(self, input, target)
             }
@@ -184,13 +234,35 @@ pub struct MSELoss {
 
 impl MSELoss {
     /// `MSELoss()`.
+    #[track_caller]
     pub fn new() -> MSELoss {
         MSELoss::default()
     }
     /// The loss of `input` against `target` (the input's shape, or one that broadcasts to it).
+    #[track_caller]
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor {
-        let t = check_pointwise("mse_loss", input, target, TargetShape::BroadcastsToInput);
-        self.reduction.apply("mse_loss", (input - &t).square())
+        const OP: &str = "mse_loss";
+        let t = check_pointwise(OP, input, target, TargetShape::BroadcastsToInput);
+        let value = {
+            let _g = no_grad();
+            (&input.detach() - &t.detach()).square()
+        };
+        let (x, tt) = (input.clone(), t.clone());
+        let grads = move |g: &Tensor, needs: [bool; 2]| {
+            // d/dx (x - y)² = 2 (x - y); d/dy = -d/dx.
+            let dx = &(&(&x - &tt) * 2.0) * g;
+            let dt = needs[1].then(|| dx.neg());
+            (Some(dx), dt)
+        };
+        pointwise_loss(
+            OP,
+            "MseLossBackward0",
+            self.reduction,
+            input,
+            &t,
+            value,
+            Box::new(grads),
+        )
     }
 }
 reduction_builder!(MSELoss);
@@ -204,10 +276,12 @@ pub struct L1Loss {
 
 impl L1Loss {
     /// `L1Loss()`.
+    #[track_caller]
     pub fn new() -> L1Loss {
         L1Loss::default()
     }
     /// The loss of `input` against `target` (the input's shape, or one that broadcasts to it).
+    #[track_caller]
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor {
         let t = check_pointwise("l1_loss", input, target, TargetShape::BroadcastsToInput);
         self.reduction.apply("l1_loss", (input - &t).abs())
@@ -226,6 +300,7 @@ pub struct SmoothL1Loss {
 }
 
 impl Default for SmoothL1Loss {
+    #[track_caller]
     fn default() -> Self {
         SmoothL1Loss {
             reduction: Reduction::Mean,
@@ -236,10 +311,12 @@ impl Default for SmoothL1Loss {
 
 impl SmoothL1Loss {
     /// `SmoothL1Loss()`.
+    #[track_caller]
     pub fn new() -> SmoothL1Loss {
         SmoothL1Loss::default()
     }
     /// Sets `beta` (>= 0).
+    #[track_caller]
     pub fn beta(mut self, beta: f64) -> SmoothL1Loss {
         if beta < 0.0 {
             panic!("smooth_l1_loss does not support negative values for beta, got {beta}");
@@ -248,17 +325,44 @@ impl SmoothL1Loss {
         self
     }
     /// The loss of `input` against `target` (the input's shape, or one that broadcasts to it).
+    #[track_caller]
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor {
         const OP: &str = "smooth_l1_loss";
         let t = check_pointwise(OP, input, target, TargetShape::BroadcastsToInput);
-        let d = (input - &t).abs();
-        if self.beta == 0.0 {
-            return self.reduction.apply(OP, d);
-        }
-        let quad = &d.square() * (0.5 / self.beta);
-        let lin = &d - 0.5 * self.beta;
-        let l = Tensor::where_cond(&d.lt(self.beta), &quad, &lin);
-        self.reduction.apply(OP, l)
+        let beta = self.beta;
+        let value = {
+            let _g = no_grad();
+            let d = (&input.detach() - &t.detach()).abs();
+            if beta == 0.0 {
+                d
+            } else {
+                let quad = &d.square() * (0.5 / beta);
+                let lin = &d - 0.5 * beta;
+                Tensor::where_cond(&d.lt(beta), &quad, &lin)
+            }
+        };
+        let (x, tt) = (input.clone(), t.clone());
+        let grads = move |g: &Tensor, needs: [bool; 2]| {
+            // d/dx: (x - y) / beta inside |x - y| < beta, sign(x - y) outside; d/dy = -d/dx.
+            let d = &x - &tt;
+            let slope = if beta == 0.0 {
+                d.sign()
+            } else {
+                Tensor::where_cond(&d.abs().lt(beta), &(&d / beta), &d.sign())
+            };
+            let dx = &slope * g;
+            let dt = needs[1].then(|| dx.neg());
+            (Some(dx), dt)
+        };
+        pointwise_loss(
+            OP,
+            "SmoothL1LossBackward0",
+            self.reduction,
+            input,
+            &t,
+            value,
+            Box::new(grads),
+        )
     }
 }
 reduction_builder!(SmoothL1Loss);
@@ -273,6 +377,7 @@ pub struct HuberLoss {
 }
 
 impl Default for HuberLoss {
+    #[track_caller]
     fn default() -> Self {
         HuberLoss {
             reduction: Reduction::Mean,
@@ -283,10 +388,12 @@ impl Default for HuberLoss {
 
 impl HuberLoss {
     /// `HuberLoss()`.
+    #[track_caller]
     pub fn new() -> HuberLoss {
         HuberLoss::default()
     }
     /// Sets `delta` (> 0).
+    #[track_caller]
     pub fn delta(mut self, delta: f64) -> HuberLoss {
         if delta <= 0.0 {
             panic!("huber_loss does not support non-positive values for delta, got {delta}");
@@ -295,14 +402,36 @@ impl HuberLoss {
         self
     }
     /// The loss of `input` against `target` (the input's shape, or one that broadcasts to it).
+    #[track_caller]
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor {
         const OP: &str = "huber_loss";
         let t = check_pointwise(OP, input, target, TargetShape::BroadcastsToInput);
-        let d = (input - &t).abs();
-        let quad = &d.square() * 0.5;
-        let lin = &(&d - 0.5 * self.delta) * self.delta;
-        let l = Tensor::where_cond(&d.lt(self.delta), &quad, &lin);
-        self.reduction.apply(OP, l)
+        let delta = self.delta;
+        let value = {
+            let _g = no_grad();
+            let d = (&input.detach() - &t.detach()).abs();
+            let quad = &d.square() * 0.5;
+            let lin = &(&d - 0.5 * delta) * delta;
+            Tensor::where_cond(&d.lt(delta), &quad, &lin)
+        };
+        let (x, tt) = (input.clone(), t.clone());
+        let grads = move |g: &Tensor, needs: [bool; 2]| {
+            // d/dx: x - y inside |x - y| < delta, delta sign(x - y) outside; d/dy = -d/dx.
+            let d = &x - &tt;
+            let slope = Tensor::where_cond(&d.abs().lt(delta), &d, &(&d.sign() * delta));
+            let dx = &slope * g;
+            let dt = needs[1].then(|| dx.neg());
+            (Some(dx), dt)
+        };
+        pointwise_loss(
+            OP,
+            "HuberLossBackward0",
+            self.reduction,
+            input,
+            &t,
+            value,
+            Box::new(grads),
+        )
     }
 }
 reduction_builder!(HuberLoss);
@@ -325,6 +454,7 @@ pub struct CrossEntropyLoss {
 }
 
 impl Default for CrossEntropyLoss {
+    #[track_caller]
     fn default() -> Self {
         CrossEntropyLoss {
             weight: None,
@@ -337,20 +467,24 @@ impl Default for CrossEntropyLoss {
 
 impl CrossEntropyLoss {
     /// `CrossEntropyLoss()`.
+    #[track_caller]
     pub fn new() -> CrossEntropyLoss {
         CrossEntropyLoss::default()
     }
     /// Sets the per-class weights `(C)`.
+    #[track_caller]
     pub fn weight(mut self, weight: &Tensor) -> CrossEntropyLoss {
         self.weight = Some(weight.detach());
         self
     }
     /// Sets `ignore_index`.
+    #[track_caller]
     pub fn ignore_index(mut self, ignore_index: i64) -> CrossEntropyLoss {
         self.ignore_index = ignore_index;
         self
     }
     /// Sets `label_smoothing` in `[0, 1]`.
+    #[track_caller]
     pub fn label_smoothing(mut self, label_smoothing: f64) -> CrossEntropyLoss {
         if !(0.0..=1.0).contains(&label_smoothing) {
             panic!(
@@ -361,6 +495,7 @@ impl CrossEntropyLoss {
         self
     }
     /// The loss of logits `input` against `target` (class indices or probabilities).
+    #[track_caller]
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor {
         input.cross_entropy(
             target,
@@ -387,6 +522,7 @@ pub struct NLLLoss {
 }
 
 impl Default for NLLLoss {
+    #[track_caller]
     fn default() -> Self {
         NLLLoss {
             weight: None,
@@ -398,20 +534,24 @@ impl Default for NLLLoss {
 
 impl NLLLoss {
     /// `NLLLoss()`.
+    #[track_caller]
     pub fn new() -> NLLLoss {
         NLLLoss::default()
     }
     /// Sets the per-class weights `(C)`.
+    #[track_caller]
     pub fn weight(mut self, weight: &Tensor) -> NLLLoss {
         self.weight = Some(weight.detach());
         self
     }
     /// Sets `ignore_index`.
+    #[track_caller]
     pub fn ignore_index(mut self, ignore_index: i64) -> NLLLoss {
         self.ignore_index = ignore_index;
         self
     }
     /// The loss of log-probabilities `input` against class indices `target`.
+    #[track_caller]
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor {
         input.nll_loss(
             target,
@@ -435,15 +575,18 @@ pub struct BCELoss {
 
 impl BCELoss {
     /// `BCELoss()`.
+    #[track_caller]
     pub fn new() -> BCELoss {
         BCELoss::default()
     }
     /// Sets the per-element weight (broadcast to the input).
+    #[track_caller]
     pub fn weight(mut self, weight: &Tensor) -> BCELoss {
         self.weight = Some(weight.detach());
         self
     }
     /// The loss of probabilities `input` against `target` (same shape; gradients flow to both).
+    #[track_caller]
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor {
         const OP: &str = "binary_cross_entropy";
         let t = check_pointwise(OP, input, target, TargetShape::Same);
@@ -466,23 +609,26 @@ impl BCELoss {
         // The backward reads the input and target with their graphs: under `create_graph` these
         // ops record, so the gradient is itself differentiable.
         let (x, tt) = (input.clone(), t.clone());
-        let l = custom_op(
-            l,
+        let grads = move |g: &Tensor, needs: [bool; 2]| {
+            let gw = match &w {
+                Some(w) => g * w,
+                None => g.clone(),
+            };
+            // PyTorch's gradients: w (x - y) / max(x (1 - x), 1e-12) and w (log(1 - x) - log x).
+            let denom = (&x * &x.rsub(1.0)).clamp_min(1e-12);
+            let dx = needs[0].then(|| &(&(&x - &tt) / &denom) * &gw);
+            let dy = needs[1].then(|| &(&x.rsub(1.0).log() - &x.log()) * &gw);
+            (dx, dy)
+        };
+        pointwise_loss(
+            OP,
             "BinaryCrossEntropyBackward0",
-            &[input, target],
-            move |g| {
-                let gw = match &w {
-                    Some(w) => g * w,
-                    None => g.clone(),
-                };
-                // PyTorch's gradients: w (x - y) / max(x (1 - x), 1e-12) and w (log(1 - x) - log x).
-                let denom = (&x * &x.rsub(1.0)).clamp_min(1e-12);
-                let dx = &(&(&x - &tt) / &denom) * &gw;
-                let dy = &(&x.rsub(1.0).log() - &x.log()) * &gw;
-                smallvec![Some(dx), Some(dy)]
-            },
-        );
-        self.reduction.apply(OP, l)
+            self.reduction,
+            input,
+            &t,
+            l,
+            Box::new(grads),
+        )
     }
 }
 reduction_builder!(BCELoss);
@@ -502,20 +648,24 @@ pub struct BCEWithLogitsLoss {
 
 impl BCEWithLogitsLoss {
     /// `BCEWithLogitsLoss()`.
+    #[track_caller]
     pub fn new() -> BCEWithLogitsLoss {
         BCEWithLogitsLoss::default()
     }
     /// Sets the per-element weight.
+    #[track_caller]
     pub fn weight(mut self, weight: &Tensor) -> BCEWithLogitsLoss {
         self.weight = Some(weight.detach());
         self
     }
     /// Sets `pos_weight`.
+    #[track_caller]
     pub fn pos_weight(mut self, pos_weight: &Tensor) -> BCEWithLogitsLoss {
         self.pos_weight = Some(pos_weight.detach());
         self
     }
     /// The loss of logits `input` against `target` (same shape; gradients flow to both).
+    #[track_caller]
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor {
         const OP: &str = "binary_cross_entropy_with_logits";
         let t = check_pointwise(OP, input, target, TargetShape::Same);
@@ -546,28 +696,38 @@ impl BCEWithLogitsLoss {
         // The backward reads the input and target with their graphs, so that under
         // `create_graph` the gradient is itself differentiable.
         let (x, tt) = (input.clone(), t.clone());
-        let l = custom_op(
-            l,
-            "BinaryCrossEntropyWithLogitsBackward0",
-            &[input, target],
-            move |g| {
-                let gw = match &w {
-                    Some(w) => g * w,
-                    None => g.clone(),
-                };
-                // d/dx = (1 + (p-1) y) σ(x) - p y ; d/dy = -x + (p-1) softplus(-x).
+        let grads = move |g: &Tensor, needs: [bool; 2]| {
+            let gw = match &w {
+                Some(w) => g * w,
+                None => g.clone(),
+            };
+            // d/dx = (1 + (p-1) y) σ(x) - p y ; d/dy = -x + (p-1) softplus(-x).
+            let dx = needs[0].then(|| {
                 let s = x.sigmoid();
-                let (dx, dy) = match &pw {
-                    Some(p) => (
-                        &(&coef(&tt, &pw) * &s) - &(&tt * p),
-                        &x.neg() + &(&(p - 1.0) * &softplus_neg(&x)),
-                    ),
-                    None => (&s - &tt, x.neg()),
+                let dx = match &pw {
+                    Some(p) => &(&coef(&tt, &pw) * &s) - &(&tt * p),
+                    None => &s - &tt,
                 };
-                smallvec![Some(&dx * &gw), Some(&dy * &gw)]
-            },
-        );
-        self.reduction.apply(OP, l)
+                &dx * &gw
+            });
+            let dy = needs[1].then(|| {
+                let dy = match &pw {
+                    Some(p) => &x.neg() + &(&(p - 1.0) * &softplus_neg(&x)),
+                    None => x.neg(),
+                };
+                &dy * &gw
+            });
+            (dx, dy)
+        };
+        pointwise_loss(
+            OP,
+            "BinaryCrossEntropyWithLogitsBackward0",
+            self.reduction,
+            input,
+            &t,
+            l,
+            Box::new(grads),
+        )
     }
 }
 reduction_builder!(BCEWithLogitsLoss);
@@ -586,15 +746,18 @@ pub struct KLDivLoss {
 
 impl KLDivLoss {
     /// `KLDivLoss()`.
+    #[track_caller]
     pub fn new() -> KLDivLoss {
         KLDivLoss::default()
     }
     /// Sets `log_target`.
+    #[track_caller]
     pub fn log_target(mut self, log_target: bool) -> KLDivLoss {
         self.log_target = log_target;
         self
     }
     /// The divergence of log-probabilities `input` from `target` (same shape).
+    #[track_caller]
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor {
         const OP: &str = "kl_div";
         let t = check_pointwise(OP, input, target, TargetShape::Same);

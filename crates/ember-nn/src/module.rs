@@ -477,7 +477,9 @@ fn convert_all<M: ModuleVisit + ?Sized>(
 /// assert_eq!(net.num_parameters(), 10 * 100 + 100 + 100 * 4 + 4);
 /// ```
 pub trait Module: ModuleVisit + Send + Sync {
-    /// The computation (PyTorch's `forward`; call it as `model.forward(&x)`).
+    /// The computation (PyTorch's `forward`; call it as `model.forward(&x)`). Every
+    /// implementation tracks its caller, so a shape panic inside reports the user's line.
+    #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor;
 
     /// The module's settings as PyTorch prints them inside the parentheses
@@ -605,8 +607,8 @@ pub trait Module: ModuleVisit + Send + Sync {
             .map(|(_, t)| t)
     }
 
-    /// PyTorch's printed form of the module tree (`print(model)`); `&dyn Module` also
-    /// implements `Display` with it.
+    /// PyTorch's printed form of the module tree (`print(model)`); every module also implements
+    /// `Display` with it (`println!("{model}")`: `#[derive(Module)]` writes it).
     fn repr(&self) -> String {
         let children = self.named_children();
         let extra = self.extra_repr();

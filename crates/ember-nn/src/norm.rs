@@ -8,6 +8,7 @@ use ember_nn_derive::Module;
 /// Batch normalisation over dim 1 of `x` (any `(N, C, …)`), shared by `BatchNorm1d` and
 /// `F::batch_norm`. `momentum` of `None` is the cumulative average (`1 / num_batches_tracked`).
 #[allow(clippy::too_many_arguments)]
+#[track_caller]
 pub(crate) fn batch_norm_impl(
     op: &str,
     x: &Tensor,
@@ -66,7 +67,7 @@ pub(crate) fn batch_norm_impl(
             if let (Some(rm), Some(rv)) = (running_mean, running_var) {
                 let _g = no_grad();
                 if let Some(nbt) = num_batches_tracked {
-                    nbt.add_scalar_(1i64);
+                    nbt.add_(1i64);
                 }
                 let f = match (momentum, num_batches_tracked) {
                     (Some(m), _) => m,
@@ -74,9 +75,9 @@ pub(crate) fn batch_norm_impl(
                     (None, None) => 0.0,
                 };
                 let unbiased = n as f64 / (n as f64 - 1.0);
-                rm.mul_scalar_(1.0 - f);
+                rm.mul_(1.0 - f);
                 rm.add_(&(&mean.detach().reshape([c]) * f));
-                rv.mul_scalar_(1.0 - f);
+                rv.mul_(1.0 - f);
                 rv.add_(&(&var.detach().reshape([c]) * (f * unbiased)));
             }
         }
@@ -97,6 +98,7 @@ pub(crate) fn batch_norm_impl(
 
 /// Layer normalisation over the trailing `normalized_shape` dims (biased variance), shared by
 /// `LayerNorm` and `F::layer_norm`.
+#[track_caller]
 pub(crate) fn layer_norm_impl(
     x: &Tensor,
     normalized_shape: &[usize],
@@ -132,6 +134,7 @@ pub(crate) fn layer_norm_impl(
 }
 
 /// A float as Python's `repr` prints it (`1e-05`, `0.001`, `0.1`), for printed layers.
+#[track_caller]
 fn py_float(v: f64) -> String {
     if v == 0.0 || (1e-4..1e16).contains(&v.abs()) {
         return format!("{v:?}");
@@ -175,6 +178,7 @@ macro_rules! batch_norm_layer {
         impl $name {
             #[doc = concat!("`", stringify!($name), "(num_features)` with PyTorch's defaults (eps 1e-5, momentum 0.1,")]
             /// affine with a bias, tracking running statistics).
+            #[track_caller]
             pub fn new(num_features: usize) -> $name {
                 $name {
                     weight: Some(Parameter::new(Tensor::ones([num_features]))),
@@ -195,18 +199,21 @@ macro_rules! batch_norm_layer {
             }
 
             /// Sets `eps`.
+            #[track_caller]
             pub fn eps(mut self, eps: f64) -> $name {
                 self.eps = eps;
                 self
             }
 
             /// Sets `momentum` (`None`: cumulative moving average).
+            #[track_caller]
             pub fn momentum(mut self, momentum: Option<f64>) -> $name {
                 self.momentum = momentum;
                 self
             }
 
             /// With `false`, no learned `weight` / `bias`.
+            #[track_caller]
             pub fn affine(mut self, affine: bool) -> $name {
                 if !affine {
                     self.weight = None;
@@ -216,6 +223,7 @@ macro_rules! batch_norm_layer {
             }
 
             /// With `false`, a learned `weight` but no `bias` (PyTorch's `bias=False`).
+            #[track_caller]
             pub fn bias(mut self, bias: bool) -> $name {
                 if !bias {
                     self.bias = None;
@@ -224,6 +232,7 @@ macro_rules! batch_norm_layer {
             }
 
             /// With `false`, no running statistics: batch statistics are used in evaluation too.
+            #[track_caller]
             pub fn track_running_stats(mut self, track: bool) -> $name {
                 if !track {
                     self.running_mean = None;
@@ -235,6 +244,7 @@ macro_rules! batch_norm_layer {
         }
 
         impl Module for $name {
+            #[track_caller]
             fn forward(&self, input: &Tensor) -> Tensor {
                 if ![$($rank),+].contains(&input.dim()) || input.shape()[1] != self.num_features {
                     panic!(
@@ -256,6 +266,7 @@ macro_rules! batch_norm_layer {
                     self.eps,
                 )
             }
+            #[track_caller]
             fn extra_repr(&self) -> String {
                 let py = |b: bool| if b { "True" } else { "False" };
                 format!(
@@ -320,6 +331,7 @@ pub struct LayerNorm {
 
 impl LayerNorm {
     /// `LayerNorm(normalized_shape)` with eps 1e-5 and learned weight and bias.
+    #[track_caller]
     pub fn new(normalized_shape: impl Into<Vec<usize>>) -> LayerNorm {
         let shape: Vec<usize> = normalized_shape.into();
         LayerNorm {
@@ -332,12 +344,14 @@ impl LayerNorm {
     }
 
     /// Sets `eps`.
+    #[track_caller]
     pub fn eps(mut self, eps: f64) -> LayerNorm {
         self.eps = eps;
         self
     }
 
     /// With `false`, no learned weight and bias.
+    #[track_caller]
     pub fn elementwise_affine(mut self, affine: bool) -> LayerNorm {
         if !affine {
             self.weight = None;
@@ -347,6 +361,7 @@ impl LayerNorm {
     }
 
     /// With `false`, no learned bias (PyTorch's `bias=False`).
+    #[track_caller]
     pub fn bias(mut self, bias: bool) -> LayerNorm {
         if !bias {
             self.bias = None;
@@ -356,6 +371,7 @@ impl LayerNorm {
 }
 
 impl Module for LayerNorm {
+    #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor {
         layer_norm_impl(
             input,
@@ -365,6 +381,7 @@ impl Module for LayerNorm {
             self.eps,
         )
     }
+    #[track_caller]
     fn extra_repr(&self) -> String {
         format!(
             "({},), eps={}, elementwise_affine={}",

@@ -14,6 +14,7 @@ use crate::module::Module;
 use ember_autograd::{AdaptiveSize, IntOrPair, Tensor};
 use ember_nn_derive::Module;
 
+#[track_caller]
 fn py(b: bool) -> &'static str {
     if b {
         "True"
@@ -41,6 +42,7 @@ pub struct MaxPool2d {
 
 impl MaxPool2d {
     /// `MaxPool2d(kernel_size)`: stride = kernel size, no padding, dilation 1, floor mode.
+    #[track_caller]
     pub fn new(kernel_size: impl Into<IntOrPair>) -> MaxPool2d {
         let k = kernel_size.into();
         MaxPool2d {
@@ -52,26 +54,31 @@ impl MaxPool2d {
         }
     }
     /// Sets the stride.
+    #[track_caller]
     pub fn stride(mut self, stride: impl Into<IntOrPair>) -> Self {
         self.stride = stride.into();
         self
     }
     /// Sets the padding.
+    #[track_caller]
     pub fn padding(mut self, padding: impl Into<IntOrPair>) -> Self {
         self.padding = padding.into();
         self
     }
     /// Sets the dilation.
+    #[track_caller]
     pub fn dilation(mut self, dilation: impl Into<IntOrPair>) -> Self {
         self.dilation = dilation.into();
         self
     }
     /// Sets `ceil_mode`.
+    #[track_caller]
     pub fn ceil_mode(mut self, ceil_mode: bool) -> Self {
         self.ceil_mode = ceil_mode;
         self
     }
     /// The pooled values and the int64 index (`h·W + w` within its plane) of each maximum.
+    #[track_caller]
     pub fn forward_with_indices(&self, input: &Tensor) -> (Tensor, Tensor) {
         input.max_pool2d_with_indices(
             self.kernel_size,
@@ -84,9 +91,11 @@ impl MaxPool2d {
 }
 
 impl Module for MaxPool2d {
+    #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor {
         self.forward_with_indices(input).0
     }
+    #[track_caller]
     fn extra_repr(&self) -> String {
         format!(
             "kernel_size={}, stride={}, padding={}, dilation={}, ceil_mode={}",
@@ -124,6 +133,7 @@ pub struct MaxPool1d {
 
 impl MaxPool1d {
     /// `MaxPool1d(kernel_size)`: stride = kernel size, no padding, dilation 1, floor mode.
+    #[track_caller]
     pub fn new(kernel_size: usize) -> MaxPool1d {
         MaxPool1d {
             kernel_size,
@@ -134,26 +144,31 @@ impl MaxPool1d {
         }
     }
     /// Sets the stride.
+    #[track_caller]
     pub fn stride(mut self, stride: usize) -> Self {
         self.stride = stride;
         self
     }
     /// Sets the padding.
+    #[track_caller]
     pub fn padding(mut self, padding: usize) -> Self {
         self.padding = padding;
         self
     }
     /// Sets the dilation.
+    #[track_caller]
     pub fn dilation(mut self, dilation: usize) -> Self {
         self.dilation = dilation;
         self
     }
     /// Sets `ceil_mode`.
+    #[track_caller]
     pub fn ceil_mode(mut self, ceil_mode: bool) -> Self {
         self.ceil_mode = ceil_mode;
         self
     }
     /// The pooled values and the int64 position of each maximum.
+    #[track_caller]
     pub fn forward_with_indices(&self, input: &Tensor) -> (Tensor, Tensor) {
         input.max_pool1d_with_indices(
             self.kernel_size,
@@ -166,9 +181,11 @@ impl MaxPool1d {
 }
 
 impl Module for MaxPool1d {
+    #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor {
         self.forward_with_indices(input).0
     }
+    #[track_caller]
     fn extra_repr(&self) -> String {
         format!(
             "kernel_size={}, stride={}, padding={}, dilation={}, ceil_mode={}",
@@ -209,6 +226,7 @@ pub struct AvgPool2d {
 
 impl AvgPool2d {
     /// `AvgPool2d(kernel_size)`: stride = kernel size, no padding, floor mode, padding counted.
+    #[track_caller]
     pub fn new(kernel_size: impl Into<IntOrPair>) -> AvgPool2d {
         let k = kernel_size.into();
         AvgPool2d {
@@ -221,26 +239,31 @@ impl AvgPool2d {
         }
     }
     /// Sets the stride.
+    #[track_caller]
     pub fn stride(mut self, stride: impl Into<IntOrPair>) -> Self {
         self.stride = stride.into();
         self
     }
     /// Sets the padding.
+    #[track_caller]
     pub fn padding(mut self, padding: impl Into<IntOrPair>) -> Self {
         self.padding = padding.into();
         self
     }
     /// Sets `ceil_mode`.
+    #[track_caller]
     pub fn ceil_mode(mut self, ceil_mode: bool) -> Self {
         self.ceil_mode = ceil_mode;
         self
     }
     /// Sets `count_include_pad`.
+    #[track_caller]
     pub fn count_include_pad(mut self, count: bool) -> Self {
         self.count_include_pad = count;
         self
     }
     /// Sets `divisor_override`.
+    #[track_caller]
     pub fn divisor_override(mut self, divisor: Option<usize>) -> Self {
         self.divisor_override = divisor;
         self
@@ -248,6 +271,7 @@ impl AvgPool2d {
 }
 
 impl Module for AvgPool2d {
+    #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor {
         input.avg_pool2d(
             self.kernel_size,
@@ -258,6 +282,7 @@ impl Module for AvgPool2d {
             self.divisor_override,
         )
     }
+    #[track_caller]
     fn extra_repr(&self) -> String {
         format!(
             "kernel_size={}, stride={}, padding={}",
@@ -286,6 +311,7 @@ pub struct AdaptiveAvgPool2d {
 
 impl AdaptiveAvgPool2d {
     /// `AdaptiveAvgPool2d(output_size)`.
+    #[track_caller]
     pub fn new(output_size: impl Into<AdaptiveSize>) -> AdaptiveAvgPool2d {
         AdaptiveAvgPool2d {
             output_size: output_size.into(),
@@ -294,9 +320,11 @@ impl AdaptiveAvgPool2d {
 }
 
 impl Module for AdaptiveAvgPool2d {
+    #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor {
         input.adaptive_avg_pool2d(self.output_size)
     }
+    #[track_caller]
     fn extra_repr(&self) -> String {
         format!("output_size={}", self.output_size.repr())
     }
@@ -319,21 +347,25 @@ pub struct AdaptiveMaxPool2d {
 
 impl AdaptiveMaxPool2d {
     /// `AdaptiveMaxPool2d(output_size)`.
+    #[track_caller]
     pub fn new(output_size: impl Into<AdaptiveSize>) -> AdaptiveMaxPool2d {
         AdaptiveMaxPool2d {
             output_size: output_size.into(),
         }
     }
     /// The pooled values and the int64 index of each maximum.
+    #[track_caller]
     pub fn forward_with_indices(&self, input: &Tensor) -> (Tensor, Tensor) {
         input.adaptive_max_pool2d_with_indices(self.output_size)
     }
 }
 
 impl Module for AdaptiveMaxPool2d {
+    #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor {
         input.adaptive_max_pool2d(self.output_size)
     }
+    #[track_caller]
     fn extra_repr(&self) -> String {
         format!("output_size={}", self.output_size.repr())
     }

@@ -550,3 +550,37 @@ proptest! {
         }
     }
 }
+
+fn panic_message(f: impl FnOnce() -> Tensor) -> String {
+    let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("should panic");
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap()
+}
+
+#[test]
+fn linear_refuses_mixed_dtypes_with_pytorchs_messages() {
+    let x = Tensor::ones([2, 3]).to_dtype(DType::F64);
+    // nn.Linear(3, 4)(double input): the fused addmm's message
+    assert_eq!(
+        panic_message(|| nn::Linear::new(3, 4).forward(&x)),
+        "mat1 and mat2 must have the same dtype, but got Double and Float"
+    );
+    // F.linear without bias: matmul's message
+    let w = Tensor::ones([4, 3]);
+    assert_eq!(
+        panic_message(|| nn::functional::linear(&x, &w, None)),
+        "expected m1 and m2 to have the same dtype, but got: double != float"
+    );
+    // F.linear(double, double weight, float bias)
+    let wd = w.to_dtype(DType::F64);
+    assert_eq!(
+        panic_message(|| nn::functional::linear(&x, &wd, Some(&Tensor::ones([4])))),
+        "self and mat2 must have the same dtype, but got Float and Double"
+    );
+    // After model.double() the same input works.
+    let mut lin = nn::Linear::new(3, 4);
+    lin.double();
+    assert_eq!(lin.forward(&x).dtype(), DType::F64);
+}

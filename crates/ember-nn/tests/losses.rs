@@ -762,3 +762,108 @@ fn bce_refuses_inputs_outside_the_unit_interval() {
     let x = Tensor::from_slice(&[0.5f32, f32::NAN], [2]);
     BCELoss::new().forward(&x, &Tensor::zeros([2]));
 }
+
+#[test]
+fn loss_nodes_carry_pytorchs_grad_fn_names_for_every_reduction() {
+    // PyTorch 2.x: print(F.<loss>(x, y, reduction=r).grad_fn) for r in mean, sum, none.
+    let x = Tensor::from_slice(&[0.3f64, -1.2, 0.8, 2.0, -0.4, 0.1], [2, 3]).requires_grad_(true);
+    let y = Tensor::from_slice(&[0.1f64, -1.0, 2.0, 1.0, 0.0, 0.1], [2, 3]);
+    let p = Tensor::from_slice(&[0.3f64, 0.2, 0.8, 0.9, 0.4, 0.1], [2, 3]).requires_grad_(true);
+    let q = Tensor::from_slice(&[0.0f64, 1.0, 1.0, 0.5, 0.0, 0.2], [2, 3]);
+    let c = Tensor::from_slice(&[0i64, 2], [2]);
+    for r in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+        let name = |l: Tensor| l.grad_fn_name().unwrap();
+        assert_eq!(
+            name(MSELoss::new().reduction(r).forward(&x, &y)),
+            "MseLossBackward0"
+        );
+        assert_eq!(
+            name(SmoothL1Loss::new().reduction(r).forward(&x, &y)),
+            "SmoothL1LossBackward0"
+        );
+        assert_eq!(
+            name(SmoothL1Loss::new().beta(0.0).reduction(r).forward(&x, &y)),
+            "SmoothL1LossBackward0"
+        );
+        assert_eq!(
+            name(HuberLoss::new().reduction(r).forward(&x, &y)),
+            "HuberLossBackward0"
+        );
+        assert_eq!(
+            name(BCELoss::new().reduction(r).forward(&p, &q)),
+            "BinaryCrossEntropyBackward0"
+        );
+        assert_eq!(
+            name(BCEWithLogitsLoss::new().reduction(r).forward(&x, &q)),
+            "BinaryCrossEntropyWithLogitsBackward0"
+        );
+        assert_eq!(
+            name(NLLLoss::new().reduction(r).forward(&x, &c)),
+            "NllLossBackward0"
+        );
+        assert_eq!(
+            name(CrossEntropyLoss::new().reduction(r).forward(&x, &c)),
+            "NllLossBackward0"
+        );
+    }
+    // L1Loss and KLDivLoss are composed in PyTorch 2.x: the reduction's node comes last.
+    assert_eq!(
+        L1Loss::new().forward(&x, &y).grad_fn_name(),
+        Some("MeanBackward0")
+    );
+    assert_eq!(
+        L1Loss::new()
+            .reduction(Reduction::Sum)
+            .forward(&x, &y)
+            .grad_fn_name(),
+        Some("SumBackward0")
+    );
+    assert_eq!(
+        L1Loss::new()
+            .reduction(Reduction::None)
+            .forward(&x, &y)
+            .grad_fn_name(),
+        Some("AbsBackward0")
+    );
+}
+
+/// A loss as a function of input and target.
+type LossFn = dyn Fn(&Tensor, &Tensor) -> Tensor;
+
+#[test]
+fn fused_pointwise_losses_differentiate_input_and_broadcast_target_twice() {
+    let x = Tensor::from_slice(&[0.3f64, -1.2, 0.8, 2.0, -0.4, 0.1], [2, 3]).requires_grad_(true);
+    // A target that broadcasts to the input, requiring grad: its gradient is summed back.
+    let row = Tensor::from_slice(&[0.1f64, -1.0, 0.35], [1, 3]).requires_grad_(true);
+    for r in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+        let losses: [Box<LossFn>; 4] = [
+            Box::new(move |a, b| MSELoss::new().reduction(r).forward(a, b)),
+            Box::new(move |a, b| SmoothL1Loss::new().beta(0.5).reduction(r).forward(a, b)),
+            Box::new(move |a, b| SmoothL1Loss::new().beta(0.0).reduction(r).forward(a, b)),
+            Box::new(move |a, b| HuberLoss::new().delta(0.7).reduction(r).forward(a, b)),
+        ];
+        for f in &losses {
+            let l = f(&x, &row);
+            assert_eq!(
+                l.grad_fn_name().map(|n| n.ends_with("LossBackward0")),
+                Some(true)
+            );
+            gradcheck(
+                |v| f(&v[0], &v[1]),
+                &[x.clone(), row.clone()],
+                1e-6,
+                1e-5,
+                1e-4,
+            )
+            .unwrap();
+            gradgradcheck(
+                |v| f(&v[0], &v[1]),
+                &[x.clone(), row.clone()],
+                1e-6,
+                1e-5,
+                1e-4,
+            )
+            .unwrap();
+        }
+    }
+}

@@ -302,3 +302,97 @@ proptest! {
         prop_assert_eq!(y.shape(), &[2, *widths.last().unwrap()]);
     }
 }
+
+/// The lesson's `nn.Sequential(OrderedDict([('fc1', ...), ('relu1', ...), ...]))`.
+fn named_model() -> nn::Sequential {
+    nn::Sequential::new()
+        .add_named("fc1", nn::Linear::new(4, 3))
+        .add_named("relu1", nn::ReLU)
+        .add_named("fc2", nn::Linear::new(3, 2))
+        .add_named("output", nn::LogSoftmax::new(1))
+}
+
+#[test]
+fn named_sequential_names_indexing_state_dict_and_repr() {
+    let mut model = named_model();
+    assert_eq!(
+        model.names().collect::<Vec<_>>(),
+        ["fc1", "relu1", "fc2", "output"]
+    );
+    let keys: Vec<String> = model.state_dict().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(keys, ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]);
+    // By name and by position reach the same module.
+    assert_eq!(model["fc2"].weight().shape(), &[2, 3]);
+    assert!(model["fc2"].weight().allclose(&model[2].weight(), 0.0, 0.0));
+    assert_eq!(model.get::<nn::Linear>("fc1").unwrap().out_features, 3);
+    assert_eq!(model.get::<nn::Linear>(0).unwrap().out_features, 3);
+    assert!(model.get::<nn::Linear>("relu1").is_none());
+    assert!(model.get::<nn::Linear>("nope").is_none());
+    {
+        let _g = no_grad();
+        model.get_mut::<nn::Linear>("fc1").unwrap().weight.zero_();
+    }
+    assert_eq!(model["fc1"].weight().abs().sum().item(), 0.0);
+    model["fc1"].eval();
+    assert!(!model["fc1"].is_training());
+    // PyTorch: print(model)
+    assert_eq!(
+        format!("{model}"),
+        "Sequential(\n  (fc1): Linear(in_features=4, out_features=3, bias=True)\n  (relu1): ReLU()\n  (fc2): Linear(in_features=3, out_features=2, bias=True)\n  (output): LogSoftmax(dim=1)\n)"
+    );
+    assert_eq!(model.forward(&Tensor::zeros([5, 4])).shape(), &[5, 2]);
+    // Unnamed modules appended after named ones are named by position (PyTorch's `append`).
+    let model = model.add(nn::ReLU);
+    assert_eq!(model.names().last(), Some("4"));
+    assert!(model["4"].is::<nn::ReLU>());
+}
+
+#[test]
+fn named_sequential_from_pairs_and_replacing_a_name() {
+    let model = nn::Sequential::from_named([
+        ("fc1", Box::new(nn::Linear::new(4, 3)) as Box<dyn Module>),
+        ("act", Box::new(nn::ReLU)),
+    ]);
+    assert_eq!(names(model.named_parameters()), ["fc1.weight", "fc1.bias"]);
+    // PyTorch's add_module with a taken name replaces the module in its place.
+    let model = model.add_named("fc1", nn::Tanh);
+    assert_eq!(model.names().collect::<Vec<_>>(), ["fc1", "act"]);
+    assert!(model["fc1"].is::<nn::Tanh>());
+    assert!(model.parameters().is_empty());
+}
+
+#[test]
+#[should_panic(
+    expected = "'Sequential' object has no attribute 'fc3' (its modules are named [\"fc1\", \"relu1\", \"fc2\", \"output\"])"
+)]
+fn named_sequential_unknown_name() {
+    let _ = &named_model()["fc3"];
+}
+
+#[test]
+#[should_panic(expected = "module name can't contain \".\", got: fc.1")]
+fn named_sequential_refuses_a_dotted_name() {
+    let _ = nn::Sequential::new().add_named("fc.1", nn::ReLU);
+}
+
+#[test]
+#[should_panic(expected = "module name can't be empty string \"\"")]
+fn named_sequential_refuses_an_empty_name() {
+    let _ = nn::Sequential::new().add_named("", nn::ReLU);
+}
+
+#[test]
+fn every_module_prints_as_pytorch_with_display() {
+    // `println!("{m}")` for concrete layers and derived structs, as `print(m)` in PyTorch.
+    assert_eq!(
+        format!("{}", nn::Linear::new(784, 128)),
+        "Linear(in_features=784, out_features=128, bias=True)"
+    );
+    assert_eq!(nn::ReLU.to_string(), "ReLU()");
+    assert_eq!(nn::LogSoftmax::new(1).to_string(), "LogSoftmax(dim=1)");
+    assert_eq!(
+        fizbuz().to_string(),
+        "FizBuzNet(\n  (hidden): Linear(in_features=10, out_features=100, bias=True)\n  (out): Linear(in_features=100, out_features=4, bias=True)\n)"
+    );
+    assert_eq!(story3_model().to_string(), story3_model().repr());
+}

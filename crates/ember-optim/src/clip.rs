@@ -60,7 +60,7 @@ where
     // A NaN coefficient scales too, as PyTorch's clamp keeps NaN.
     if coef < 1.0 || coef.is_nan() {
         for g in &grads {
-            g.mul_scalar_(coef);
+            g.mul_(coef);
         }
     }
     Tensor::scalar(total).to_dtype(if dtype.is_float() { dtype } else { DType::F32 })

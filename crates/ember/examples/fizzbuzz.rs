@@ -74,7 +74,7 @@ pub fn encode(numbers: &[u32]) -> (Tensor, Tensor) {
 pub fn accuracy(model: &FizBuzNet, x: &Tensor, labels: &Tensor) -> f64 {
     let _g = no_grad();
     let predicted = model.forward(x).argmax(Some(1), false);
-    predicted.eq_t(labels).float().mean().item()
+    predicted.eq(labels).float().mean().item()
 }
 
 /// Trains a fresh, seeded `FizBuzNet` on 101..=1023 and returns its accuracy on 1..=100.

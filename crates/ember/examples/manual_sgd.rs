@@ -29,7 +29,7 @@ pub fn points(n: usize) -> (Tensor, Tensor) {
 pub fn accuracy(model: &dyn Module, x: &Tensor, labels: &Tensor) -> f64 {
     let _g = no_grad();
     let predicted = model.forward(x).argmax(Some(1), false);
-    predicted.eq_t(labels).float().mean().item()
+    predicted.eq(labels).float().mean().item()
 }
 
 /// Trains a seeded MLP with full-batch manual gradient descent; `quick` takes fewer steps (the

@@ -100,7 +100,7 @@ pub fn run(train_batches: Option<usize>, test_images: usize) -> (Net, f64) {
         }
         let predicted = model.forward(&images).argmax(Some(1), false);
         correct += predicted
-            .eq_t(&labels)
+            .eq(&labels)
             .to_dtype(ember::DType::I64)
             .sum()
             .item() as usize;

@@ -19,7 +19,8 @@
 pub use ember_autograd::{
     autograd, custom_op, default_generator, get_rng_state, grad_mode, gradcheck, initial_seed, io,
     is_grad_enabled, manual_seed, no_grad, set_grad_enabled, set_rng_state, tensor, AdaptiveSize,
-    DType, Device, Generator, GradModeGuard, IntOrPair, Padding, Scalar, Tensor,
+    DType, Device, Generator, GradModeGuard, IntOrPair, NestedData, Operand, OperandRef, Padding,
+    RaggedError, Scalar, Tensor,
 };
 
 /// Neural-network building blocks (`torch.nn`).

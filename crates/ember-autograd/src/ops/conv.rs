@@ -34,6 +34,7 @@ pub(crate) struct Canon {
 impl Canon {
     /// Canonical form of an input of `ndim` dims to an op with `spatial` spatial dims, or `None`
     /// when the rank fits neither the batched nor the unbatched form.
+    #[track_caller]
     pub(crate) fn of(ndim: usize, spatial: usize) -> Option<Canon> {
         (ndim == spatial + 1 || ndim == spatial + 2).then_some(Canon {
             one_d: spatial == 1,
@@ -48,6 +49,7 @@ impl Canon {
     };
 
     /// The layout seen as 4-D.
+    #[track_caller]
     pub(crate) fn layout(self, l: &Layout) -> Layout {
         let mut l = l.clone();
         if self.one_d {
@@ -60,6 +62,7 @@ impl Canon {
     }
 
     /// The tensor seen as 4-D (a view; recorded in the graph).
+    #[track_caller]
     pub(crate) fn to4(self, t: &Tensor) -> Tensor {
         let mut t = t.clone();
         if self.one_d {
@@ -72,6 +75,7 @@ impl Canon {
     }
 
     /// A 4-D tensor in this form again (a view).
+    #[track_caller]
     pub(crate) fn from4(self, t: &Tensor) -> Tensor {
         let mut t = t.clone();
         if !self.batched {
@@ -84,6 +88,7 @@ impl Canon {
     }
 
     /// A 4-D shape in this form.
+    #[track_caller]
     pub(crate) fn shape(self, s: [usize; 4]) -> Vec<usize> {
         let mut v = s.to_vec();
         if self.one_d {
@@ -97,6 +102,7 @@ impl Canon {
 }
 
 /// The form of a convolution weight: `(C_out, C_in / groups, [kH,] kW)`, never batched.
+#[track_caller]
 fn weight_canon(one_d: bool) -> Canon {
     Canon {
         one_d,
@@ -104,12 +110,14 @@ fn weight_canon(one_d: bool) -> Canon {
     }
 }
 
+#[track_caller]
 fn shape4(l: &Layout) -> [usize; 4] {
     let s = l.shape();
     [s[0], s[1], s[2], s[3]]
 }
 
 /// Panics unless `t` has `dtype` (PyTorch's message names both).
+#[track_caller]
 fn same_dtype(op: &str, x: &Tensor, t: &Tensor, what: &str) {
     if t.dtype() != x.dtype() {
         panic!(
@@ -125,6 +133,7 @@ fn same_dtype(op: &str, x: &Tensor, t: &Tensor, what: &str) {
 // Each argument is one independent piece of the call (operands, their 4-D views, the params, the
 // output size, the node name); bundling them in a struct would only move the list.
 #[allow(clippy::too_many_arguments)]
+#[track_caller]
 fn convolution(
     x: &Tensor,
     cx: Canon,
@@ -181,6 +190,7 @@ fn convolution(
 /// The input gradient of a convolution of 4-D tensors — equally the transposed convolution of
 /// `g` with `w` — with an optional bias added per output channel: `(N, C_in, input[0],
 /// input[1])`.
+#[track_caller]
 fn conv_input_grad(
     g: &Tensor,
     w: &Tensor,
@@ -242,6 +252,7 @@ fn conv_input_grad(
 
 /// The weight gradient of a convolution of the 4-D input `x` given the output gradient `g`:
 /// `(C_out, C_in / groups, kernel[0], kernel[1])`, summed over the batch.
+#[track_caller]
 fn conv_weight_grad(x: &Tensor, g: &Tensor, p: ConvParams, kernel: [usize; 2]) -> Tensor {
     let (xs, gs) = (shape4(x.layout()), shape4(g.layout()));
     let s = x
@@ -276,6 +287,7 @@ fn conv_weight_grad(x: &Tensor, g: &Tensor, p: ConvParams, kernel: [usize; 2]) -
 }
 
 /// Validates ranks, dtypes and devices of a convolution's operands and returns the input's form.
+#[track_caller]
 fn check_operands(
     op: &str,
     x: &Tensor,
@@ -322,6 +334,7 @@ impl Tensor {
     /// assert_eq!(y.to_vec::<f32>()[..4], [4.0, 6.0, 6.0, 4.0]);
     /// assert_eq!(x.conv2d(&w, None, 2, "valid", 1, 1).shape(), &[1, 2, 1, 1]);
     /// ```
+    #[track_caller]
     pub fn conv2d(
         &self,
         weight: &Tensor,
@@ -374,6 +387,7 @@ impl Tensor {
     /// let w = Tensor::from_slice(&[1.0f32, -1.0], [1, 1, 2]);
     /// assert_eq!(x.conv1d(&w, None, 1, 0, 1, 1).to_vec::<f32>(), vec![-1.0, -1.0, -1.0]);
     /// ```
+    #[track_caller]
     pub fn conv1d(
         &self,
         weight: &Tensor,
@@ -439,6 +453,7 @@ impl Tensor {
     /// assert_eq!(y.shape(), &[1, 3, 10, 10]);
     /// ```
     #[allow(clippy::too_many_arguments)]
+    #[track_caller]
     pub fn conv_transpose2d(
         &self,
         weight: &Tensor,

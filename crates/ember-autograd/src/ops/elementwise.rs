@@ -2,13 +2,25 @@
 //! recording its backward when an input requires grad.
 
 use crate::graph::{needs_grad, record, Saved};
+use crate::ops::operand::{Operand, OperandRef};
 use crate::tensor::Tensor;
 use ember_kernels::dtype::result_type;
 use ember_kernels::op::{BinaryOp, CmpOp, UnaryOp};
-use ember_kernels::shape::broadcast_or_panic;
+use ember_kernels::shape::{broadcast_shapes, Dims};
 use ember_kernels::{DType, Scalar};
 use smallvec::smallvec;
 
+/// The broadcast shape of `a` and `b`, panicking with a message naming the op and both shapes
+/// at the user's line (`#[track_caller]` through to here; kernels' helpers report their own).
+#[track_caller]
+pub(crate) fn broadcast_or_panic(op: &str, a: &[usize], b: &[usize]) -> Dims {
+    match broadcast_shapes(a, b) {
+        Some(s) => s,
+        None => panic!("{op}: shapes {a:?} and {b:?} cannot be broadcast together"),
+    }
+}
+
+#[track_caller]
 pub(crate) fn check_device(op: &str, a: &Tensor, b: &Tensor) {
     if a.device() != b.device() {
         panic!(
@@ -30,6 +42,7 @@ enum Keep {
 impl Tensor {
     /// Applies a unary kernel, recording `backward(saved, grad, op)` under `name`, where `saved` is
     /// the one tensor the derivative reads (`keep`; `grad` itself when it reads neither).
+    #[track_caller]
     fn unary_rec(
         &self,
         op: UnaryOp,
@@ -53,62 +66,73 @@ impl Tensor {
     }
 
     /// `-x`
+    #[track_caller]
     pub fn neg(&self) -> Tensor {
         self.unary_rec(UnaryOp::Neg, "NegBackward0", Keep::Nothing, |_, g, _| {
             g.neg()
         })
     }
     /// `|x|`
+    #[track_caller]
     pub fn abs(&self) -> Tensor {
         self.unary_rec(UnaryOp::Abs, "AbsBackward0", Keep::Input, |x, g, _| {
             g * &x.sign()
         })
     }
     /// `e^x`
+    #[track_caller]
     pub fn exp(&self) -> Tensor {
         self.unary_rec(UnaryOp::Exp, "ExpBackward0", Keep::Output, |o, g, _| g * o)
     }
     /// natural logarithm
+    #[track_caller]
     pub fn log(&self) -> Tensor {
         self.unary_rec(UnaryOp::Log, "LogBackward0", Keep::Input, |x, g, _| g / x)
     }
     /// `log(1 + x)`
+    #[track_caller]
     pub fn log1p(&self) -> Tensor {
         self.unary_rec(UnaryOp::Log1p, "Log1PBackward0", Keep::Input, |x, g, _| {
             g / &(x + 1.0)
         })
     }
     /// square root
+    #[track_caller]
     pub fn sqrt(&self) -> Tensor {
         self.unary_rec(UnaryOp::Sqrt, "SqrtBackward0", Keep::Output, |o, g, _| {
             g / &(o * 2.0)
         })
     }
     /// `1 / sqrt(x)`
+    #[track_caller]
     pub fn rsqrt(&self) -> Tensor {
         self.unary_rec(UnaryOp::Rsqrt, "RsqrtBackward0", Keep::Output, |o, g, _| {
             &(g * &o.pow(3.0)) * -0.5
         })
     }
     /// sine
+    #[track_caller]
     pub fn sin(&self) -> Tensor {
         self.unary_rec(UnaryOp::Sin, "SinBackward0", Keep::Input, |x, g, _| {
             g * &x.cos()
         })
     }
     /// cosine
+    #[track_caller]
     pub fn cos(&self) -> Tensor {
         self.unary_rec(UnaryOp::Cos, "CosBackward0", Keep::Input, |x, g, _| {
             -&(g * &x.sin())
         })
     }
     /// hyperbolic tangent
+    #[track_caller]
     pub fn tanh(&self) -> Tensor {
         self.unary_rec(UnaryOp::Tanh, "TanhBackward0", Keep::Output, |o, g, _| {
             g * &(1.0 - &o.square())
         })
     }
     /// logistic sigmoid
+    #[track_caller]
     pub fn sigmoid(&self) -> Tensor {
         self.unary_rec(
             UnaryOp::Sigmoid,
@@ -118,18 +142,21 @@ impl Tensor {
         )
     }
     /// `max(x, 0)`
+    #[track_caller]
     pub fn relu(&self) -> Tensor {
         self.unary_rec(UnaryOp::Relu, "ReluBackward0", Keep::Output, |o, g, _| {
             g.where_mask(&o.gt(0.0))
         })
     }
     /// `-1`, `0` or `1` (gradient zero)
+    #[track_caller]
     pub fn sign(&self) -> Tensor {
         self.unary_rec(UnaryOp::Sign, "SignBackward0", Keep::Nothing, |_, g, _| {
             g.zeros_like()
         })
     }
     /// `1 / x`
+    #[track_caller]
     pub fn reciprocal(&self) -> Tensor {
         self.unary_rec(
             UnaryOp::Reciprocal,
@@ -139,12 +166,14 @@ impl Tensor {
         )
     }
     /// `x * x`
+    #[track_caller]
     pub fn square(&self) -> Tensor {
         self.unary_rec(UnaryOp::Square, "PowBackward0", Keep::Input, |x, g, _| {
             g * &(x * 2.0)
         })
     }
     /// GELU; `approximate` is `"none"` (erf) or `"tanh"`.
+    #[track_caller]
     pub fn gelu(&self, approximate: &str) -> Tensor {
         let op = match approximate {
             "none" => UnaryOp::GeluErf,
@@ -169,12 +198,14 @@ impl Tensor {
         })
     }
     /// `erf(x)` (used by exact GELU's gradient).
+    #[track_caller]
     pub fn erf(&self) -> Tensor {
         self.unary_rec(UnaryOp::Erf, "ErfBackward0", Keep::Input, |x, g, _| {
             g * &(&(&x.square() * -1.0f64).exp() * (2.0 / std::f64::consts::PI.sqrt()))
         })
     }
     /// `x * sigmoid(x)`
+    #[track_caller]
     pub fn silu(&self) -> Tensor {
         self.unary_rec(UnaryOp::Silu, "SiluBackward0", Keep::Input, |x, g, _| {
             let s = x.sigmoid();
@@ -182,6 +213,7 @@ impl Tensor {
         })
     }
     /// `x` where positive, `slope * x` elsewhere.
+    #[track_caller]
     pub fn leaky_relu(&self, negative_slope: f64) -> Tensor {
         self.unary_rec(
             UnaryOp::LeakyRelu(negative_slope),
@@ -197,6 +229,7 @@ impl Tensor {
         )
     }
     /// `x` where positive, `alpha * (e^x - 1)` elsewhere.
+    #[track_caller]
     pub fn elu(&self, alpha: f64) -> Tensor {
         self.unary_rec(
             UnaryOp::Elu(alpha),
@@ -209,6 +242,7 @@ impl Tensor {
         )
     }
     /// `clamp(x, min, max)`; the gradient passes where `min <= x <= max`.
+    #[track_caller]
     pub fn clamp(&self, min: Option<f64>, max: Option<f64>) -> Tensor {
         self.unary_rec(
             UnaryOp::Clamp(min, max),
@@ -230,11 +264,22 @@ impl Tensor {
         )
     }
     /// `clamp(x, min=0)` style lower bound.
+    #[track_caller]
     pub fn clamp_min(&self, min: f64) -> Tensor {
         self.clamp(Some(min), None)
     }
-    /// `x ^ exponent` for a scalar exponent.
-    pub fn pow(&self, exponent: f64) -> Tensor {
+    /// `x ^ exponent`, elementwise: a number (`x.pow(2.0)`) or a tensor broadcast against `x`
+    /// (`x.pow(&y)`), as `torch.pow`.
+    #[track_caller]
+    pub fn pow(&self, exponent: impl Operand) -> Tensor {
+        match exponent.operand() {
+            OperandRef::Tensor(t) => self.binary(t, BinaryOp::Pow),
+            OperandRef::Scalar(p) => self.pow_scalar(p.to_f64()),
+        }
+    }
+
+    #[track_caller]
+    fn pow_scalar(&self, exponent: f64) -> Tensor {
         self.unary_rec(
             UnaryOp::PowScalar(exponent),
             "PowBackward0",
@@ -246,12 +291,13 @@ impl Tensor {
                 if p == 0.0 {
                     return g.zeros_like();
                 }
-                g * &(&x.pow(p - 1.0) * p)
+                g * &(&x.pow_scalar(p - 1.0) * p)
             },
         )
     }
 
     /// `x * mask` where mask is bool: keeps the gradient where true (differentiable in `self`).
+    #[track_caller]
     pub(crate) fn where_mask(&self, mask: &Tensor) -> Tensor {
         // A 0-dim zero broadcasts (stride 0): no zero-filled tensor is built.
         let zero = Tensor::full_on(&[], 0.0, self.dtype(), self.device());
@@ -262,6 +308,7 @@ impl Tensor {
 
     /// The one broadcasting binary path: promotes dtypes, broadcasts layouts (no copies), runs the
     /// kernel and records the backward, which un-broadcasts gradients with `sum_to`.
+    #[track_caller]
     pub(crate) fn binary(&self, rhs: &Tensor, op: BinaryOp) -> Tensor {
         check_device(op.name(), self, rhs);
         let shape = broadcast_or_panic(op.name(), self.shape(), rhs.shape());
@@ -312,6 +359,7 @@ impl Tensor {
     }
 
     /// The one scalar path: `self op s` (or `s op self`), never materialising the scalar.
+    #[track_caller]
     pub(crate) fn binary_scalar(&self, s: Scalar, op: BinaryOp, scalar_first: bool) -> Tensor {
         let dtype = op.compute_dtype(s.result_dtype(self.dtype()));
         let out = Tensor::from_storage(
@@ -372,45 +420,59 @@ impl Tensor {
         })
     }
 
+    #[track_caller]
     fn add_half_where(self, g: &Tensor, tie: &Tensor) -> Tensor {
         &self + &(&g.where_mask(tie) * 0.5)
     }
 
-    /// `self + other` (broadcasting).
-    pub fn add(&self, other: &Tensor) -> Tensor {
-        self.binary(other, BinaryOp::Add)
+    /// Applies `op` with `other` on the right, a tensor or a number.
+    #[track_caller]
+    fn binary_operand(&self, other: impl Operand, op: BinaryOp) -> Tensor {
+        match other.operand() {
+            OperandRef::Tensor(t) => self.binary(t, op),
+            OperandRef::Scalar(s) => self.binary_scalar(s, op, false),
+        }
     }
-    /// `self - other` (broadcasting).
-    pub fn sub(&self, other: &Tensor) -> Tensor {
-        self.binary(other, BinaryOp::Sub)
+
+    /// `self + other` (a tensor, broadcasting, or a number).
+    #[track_caller]
+    pub fn add(&self, other: impl Operand) -> Tensor {
+        self.binary_operand(other, BinaryOp::Add)
     }
-    /// `self * other` (broadcasting).
-    pub fn mul(&self, other: &Tensor) -> Tensor {
-        self.binary(other, BinaryOp::Mul)
+    /// `self - other` (a tensor, broadcasting, or a number).
+    #[track_caller]
+    pub fn sub(&self, other: impl Operand) -> Tensor {
+        self.binary_operand(other, BinaryOp::Sub)
     }
-    /// `self / other` (true division, broadcasting).
-    pub fn div(&self, other: &Tensor) -> Tensor {
-        self.binary(other, BinaryOp::Div)
+    /// `self * other` (a tensor, broadcasting, or a number).
+    #[track_caller]
+    pub fn mul(&self, other: impl Operand) -> Tensor {
+        self.binary_operand(other, BinaryOp::Mul)
     }
-    /// `self ^ other` elementwise (broadcasting).
-    pub fn pow_tensor(&self, exponent: &Tensor) -> Tensor {
-        self.binary(exponent, BinaryOp::Pow)
+    /// `self / other` (true division; a tensor, broadcasting, or a number).
+    #[track_caller]
+    pub fn div(&self, other: impl Operand) -> Tensor {
+        self.binary_operand(other, BinaryOp::Div)
     }
     /// Elementwise maximum (broadcasting, NaN-propagating).
+    #[track_caller]
     pub fn maximum(&self, other: &Tensor) -> Tensor {
         self.binary(other, BinaryOp::Maximum)
     }
     /// Elementwise minimum (broadcasting, NaN-propagating).
+    #[track_caller]
     pub fn minimum(&self, other: &Tensor) -> Tensor {
         self.binary(other, BinaryOp::Minimum)
     }
     /// `scalar - self` (PyTorch's `rsub`).
+    #[track_caller]
     pub fn rsub(&self, scalar: impl Into<Scalar>) -> Tensor {
         self.binary_scalar(scalar.into(), BinaryOp::Sub, true)
     }
 
     // ----- comparisons and where -----
 
+    #[track_caller]
     fn cmp(&self, other: &Tensor, op: CmpOp) -> Tensor {
         check_device(op.name(), self, other);
         let shape = broadcast_or_panic(op.name(), self.shape(), other.shape());
@@ -420,6 +482,7 @@ impl Tensor {
         Tensor::from_storage(s, &shape)
     }
 
+    #[track_caller]
     fn cmp_scalar(&self, s: Scalar, op: CmpOp) -> Tensor {
         Tensor::from_storage(
             self.storage().cmp_scalar(self.layout(), s, op),
@@ -427,62 +490,54 @@ impl Tensor {
         )
     }
 
-    /// `self == other` elementwise (bool).
-    pub fn eq_t(&self, other: &Tensor) -> Tensor {
-        self.cmp(other, CmpOp::Eq)
+    #[track_caller]
+    fn cmp_operand(&self, other: impl Operand, op: CmpOp) -> Tensor {
+        match other.operand() {
+            OperandRef::Tensor(t) => self.cmp(t, op),
+            OperandRef::Scalar(s) => self.cmp_scalar(s, op),
+        }
     }
-    /// `self != other` elementwise (bool).
-    pub fn ne_t(&self, other: &Tensor) -> Tensor {
-        self.cmp(other, CmpOp::Ne)
+
+    /// `self == other` elementwise (bool): `other` is a tensor (broadcasting) or a number.
+    #[track_caller]
+    pub fn eq(&self, other: impl Operand) -> Tensor {
+        self.cmp_operand(other, CmpOp::Eq)
     }
-    /// `self < other` elementwise (bool).
-    pub fn lt_t(&self, other: &Tensor) -> Tensor {
-        self.cmp(other, CmpOp::Lt)
+    /// `self != other` elementwise (bool): `other` is a tensor (broadcasting) or a number.
+    #[track_caller]
+    pub fn ne(&self, other: impl Operand) -> Tensor {
+        self.cmp_operand(other, CmpOp::Ne)
     }
-    /// `self <= other` elementwise (bool).
-    pub fn le_t(&self, other: &Tensor) -> Tensor {
-        self.cmp(other, CmpOp::Le)
+    /// `self < other` elementwise (bool): `other` is a tensor (broadcasting) or a number.
+    #[track_caller]
+    pub fn lt(&self, other: impl Operand) -> Tensor {
+        self.cmp_operand(other, CmpOp::Lt)
     }
-    /// `self > other` elementwise (bool).
-    pub fn gt_t(&self, other: &Tensor) -> Tensor {
-        self.cmp(other, CmpOp::Gt)
+    /// `self <= other` elementwise (bool): `other` is a tensor (broadcasting) or a number.
+    #[track_caller]
+    pub fn le(&self, other: impl Operand) -> Tensor {
+        self.cmp_operand(other, CmpOp::Le)
     }
-    /// `self >= other` elementwise (bool).
-    pub fn ge_t(&self, other: &Tensor) -> Tensor {
-        self.cmp(other, CmpOp::Ge)
+    /// `self > other` elementwise (bool): `other` is a tensor (broadcasting) or a number.
+    #[track_caller]
+    pub fn gt(&self, other: impl Operand) -> Tensor {
+        self.cmp_operand(other, CmpOp::Gt)
     }
-    /// `self == s` elementwise (bool).
-    pub fn eq(&self, s: impl Into<Scalar>) -> Tensor {
-        self.cmp_scalar(s.into(), CmpOp::Eq)
-    }
-    /// `self != s` elementwise (bool).
-    pub fn ne(&self, s: impl Into<Scalar>) -> Tensor {
-        self.cmp_scalar(s.into(), CmpOp::Ne)
-    }
-    /// `self < s` elementwise (bool).
-    pub fn lt(&self, s: impl Into<Scalar>) -> Tensor {
-        self.cmp_scalar(s.into(), CmpOp::Lt)
-    }
-    /// `self <= s` elementwise (bool).
-    pub fn le(&self, s: impl Into<Scalar>) -> Tensor {
-        self.cmp_scalar(s.into(), CmpOp::Le)
-    }
-    /// `self > s` elementwise (bool).
-    pub fn gt(&self, s: impl Into<Scalar>) -> Tensor {
-        self.cmp_scalar(s.into(), CmpOp::Gt)
-    }
-    /// `self >= s` elementwise (bool).
-    pub fn ge(&self, s: impl Into<Scalar>) -> Tensor {
-        self.cmp_scalar(s.into(), CmpOp::Ge)
+    /// `self >= other` elementwise (bool): `other` is a tensor (broadcasting) or a number.
+    #[track_caller]
+    pub fn ge(&self, other: impl Operand) -> Tensor {
+        self.cmp_operand(other, CmpOp::Ge)
     }
 
     /// Elementwise logical and of two bool tensors.
+    #[track_caller]
     pub fn logical_and(&self, other: &Tensor) -> Tensor {
         let (a, b) = (self.to_dtype(DType::Bool), other.to_dtype(DType::Bool));
         a.binary(&b, BinaryOp::Mul)
     }
 
     /// `torch.where(cond, a, b)`: `a` where `cond` is true, else `b` (all three broadcast).
+    #[track_caller]
     pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Tensor {
         check_device("where", cond, a);
         check_device("where", a, b);
@@ -523,6 +578,7 @@ impl Tensor {
 }
 
 /// Which operands of `a op b` the wanted derivatives read: `(a, b)`.
+#[track_caller]
 fn binary_keeps(op: BinaryOp, need_a: bool, need_b: bool) -> (bool, bool) {
     match op {
         BinaryOp::Add | BinaryOp::Sub => (false, false),
@@ -536,6 +592,7 @@ fn binary_keeps(op: BinaryOp, need_a: bool, need_b: bool) -> (bool, bool) {
 
 /// Gradients of `a op b` before un-broadcasting; `a` and `b` are present where
 /// [`binary_keeps`] kept them.
+#[track_caller]
 fn binary_grads(
     op: BinaryOp,
     a: Option<&Tensor>,
@@ -557,12 +614,12 @@ fn binary_grads(
         BinaryOp::Pow => {
             let (a, b) = (a(), b());
             let ga = need_a.then(|| {
-                let d = b * &a.pow_tensor(&(b - 1.0));
+                let d = b * &a.pow(&(b - 1.0));
                 // d/da a^b is 0 where b == 0 (PyTorch masks the 0 * inf case)
                 g * &Tensor::where_cond(&b.eq(0.0), &d.zeros_like(), &d)
             });
             let gb = need_b.then(|| {
-                let d = &a.pow_tensor(b) * &a.log();
+                let d = &a.pow(b) * &a.log();
                 // d/db a^b = a^b ln a, taken as 0 where a == 0 and b >= 0
                 g * &Tensor::where_cond(&a.eq(0.0).logical_and(&b.ge(0.0)), &d.zeros_like(), &d)
             });
@@ -572,9 +629,9 @@ fn binary_grads(
             let (a, b) = (a(), b());
             // The gradient goes to the larger (smaller) input, split evenly on ties.
             let (win, tie) = if op == BinaryOp::Maximum {
-                (a.gt_t(b), a.eq_t(b))
+                (a.gt(b), a.eq(b))
             } else {
-                (a.lt_t(b), a.eq_t(b))
+                (a.lt(b), a.eq(b))
             };
             let half = &g.where_mask(&tie) * 0.5;
             let ga = need_a.then(|| &g.where_mask(&win) + &half);
@@ -588,6 +645,7 @@ fn binary_grads(
 
 impl Tensor {
     /// Elementwise logical not of a bool tensor.
+    #[track_caller]
     pub fn logical_not(&self) -> Tensor {
         self.to_dtype(DType::Bool).eq(false)
     }

@@ -7,6 +7,7 @@ use ember_kernels::shape::normalize_dim;
 use ember_kernels::{DType, Scalar, Storage};
 use smallvec::smallvec;
 
+#[track_caller]
 fn check_index(op: &str, index: &Tensor) {
     if !index.dtype().is_int() {
         panic!(
@@ -18,6 +19,7 @@ fn check_index(op: &str, index: &Tensor) {
 
 impl Tensor {
     /// Entries of `dim` at `index` (1-D), `torch.index_select`.
+    #[track_caller]
     pub fn index_select(&self, dim: isize, index: &Tensor) -> Tensor {
         check_index("index_select", index);
         if index.dim() > 1 {
@@ -53,6 +55,7 @@ impl Tensor {
     }
 
     /// `torch.gather(self, dim, index)`.
+    #[track_caller]
     pub fn gather(&self, dim: isize, index: &Tensor) -> Tensor {
         check_index("gather", index);
         let d = normalize_dim(dim, self.dim());
@@ -71,6 +74,7 @@ impl Tensor {
         })
     }
 
+    #[track_caller]
     fn scatter_impl(&self, dim: isize, index: &Tensor, src: &Tensor, add: bool) -> Tensor {
         check_index(if add { "scatter_add" } else { "scatter" }, index);
         check_device("scatter", self, src);
@@ -122,16 +126,19 @@ impl Tensor {
     }
 
     /// Out-of-place `scatter`: a copy of `self` with `src` written at `index` along `dim`.
+    #[track_caller]
     pub fn scatter(&self, dim: isize, index: &Tensor, src: &Tensor) -> Tensor {
         self.scatter_impl(dim, index, src, false)
     }
 
     /// Out-of-place `scatter_add`: a copy of `self` with `src` added at `index` along `dim`.
+    #[track_caller]
     pub fn scatter_add(&self, dim: isize, index: &Tensor, src: &Tensor) -> Tensor {
         self.scatter_impl(dim, index, src, true)
     }
 
     /// `value` where `mask` (broadcast) is true.
+    #[track_caller]
     pub fn masked_fill(&self, mask: &Tensor, value: impl Into<Scalar>) -> Tensor {
         if mask.dtype() != DType::Bool {
             panic!("masked_fill: expected a bool mask, got {}", mask.dtype());
@@ -151,6 +158,7 @@ impl Tensor {
     }
 
     /// Concatenates along `dim` (`torch.cat`).
+    #[track_caller]
     pub fn cat(tensors: &[Tensor], dim: isize) -> Tensor {
         if tensors.is_empty() {
             panic!("cat: expected a non-empty list of Tensors");
@@ -192,6 +200,7 @@ impl Tensor {
     }
 
     /// Stacks equal-shaped tensors along a new `dim` (`torch.stack`).
+    #[track_caller]
     pub fn stack(tensors: &[Tensor], dim: isize) -> Tensor {
         if tensors.is_empty() {
             panic!("stack: expected a non-empty list of Tensors");
@@ -211,6 +220,7 @@ impl Tensor {
     }
 
     /// Splits into views of `split_size` along `dim` (the last may be smaller).
+    #[track_caller]
     pub fn split(&self, split_size: usize, dim: isize) -> Vec<Tensor> {
         assert!(split_size > 0, "split: split_size must be positive");
         let d = normalize_dim(dim, self.dim());
@@ -227,6 +237,7 @@ impl Tensor {
     }
 
     /// Splits into `chunks` views along `dim` (`torch.chunk`).
+    #[track_caller]
     pub fn chunk(&self, chunks: usize, dim: isize) -> Vec<Tensor> {
         assert!(chunks > 0, "chunk: chunks must be positive");
         let d = normalize_dim(dim, self.dim());
@@ -235,6 +246,7 @@ impl Tensor {
 
     /// One-hot encoding of integer class indices (`F.one_hot`); `num_classes` of `None` uses
     /// `max + 1`.
+    #[track_caller]
     pub fn one_hot(&self, num_classes: Option<usize>) -> Tensor {
         if self.dtype() != DType::I64 {
             panic!(
@@ -257,6 +269,7 @@ impl Tensor {
 }
 
 /// Index `i` at each position along `d` of `idx`'s shape (used to place a partial src gradient).
+#[track_caller]
 pub(crate) fn arange_like(idx: &Tensor, d: usize) -> Tensor {
     let n = idx.shape()[d];
     let mut view = vec![1isize; idx.dim()];

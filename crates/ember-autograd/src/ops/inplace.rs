@@ -10,15 +10,17 @@
 
 use crate::grad_mode::is_grad_enabled;
 use crate::graph::{needs_grad, node, Grads, Saved};
+use crate::ops::elementwise::broadcast_or_panic;
+use crate::ops::operand::{Operand, OperandRef};
 use crate::tensor::Tensor;
 use ember_kernels::op::{BinaryOp, UnaryOp};
-use ember_kernels::shape::broadcast_or_panic;
 use ember_kernels::{DType, Layout, Scalar, Storage};
 use smallvec::smallvec;
 
 impl Tensor {
     /// Refuses in-place writes PyTorch refuses: into a leaf that requires grad or a view of one
     /// (while recording), and into a tensor whose elements overlap (an expanded view).
+    #[track_caller]
     fn check_inplace(&self, op: &str) {
         if is_grad_enabled() {
             if self.is_leaf() && self.requires_grad() {
@@ -46,6 +48,7 @@ impl Tensor {
         }
     }
 
+    #[track_caller]
     fn check_cast(&self, op: &str, result: DType) {
         if result.category() > self.dtype().category() {
             panic!(
@@ -58,6 +61,7 @@ impl Tensor {
 
     /// The operand as the storage kernels may read it while `self` is written: a copy when the two
     /// share storage (so overlapping reads see old values), broadcast to `self`'s shape.
+    #[track_caller]
     fn inplace_operand(&self, op: &str, other: &Tensor) -> Tensor {
         crate::ops::elementwise::check_device(op, self, other);
         let shape = broadcast_or_panic(op, self.shape(), other.shape());
@@ -77,6 +81,7 @@ impl Tensor {
 
     /// Records the in-place op `name` just applied to `self`, whose inputs were `self`'s old value
     /// and `others`; `backward(g)` maps the gradient of the new value to `[old self, others…]`.
+    #[track_caller]
     fn record_inplace(
         &self,
         name: &'static str,
@@ -115,6 +120,7 @@ impl Tensor {
 
     /// A handle standing for this tensor's current value in the graph: the tensor itself for a
     /// leaf, else a handle with its current `grad_fn` (which an in-place op is about to replace).
+    #[track_caller]
     fn history(&self) -> Tensor {
         if self.requires_grad() && self.is_leaf() {
             return self.clone();
@@ -124,6 +130,7 @@ impl Tensor {
         t
     }
 
+    #[track_caller]
     fn binary_inplace(&self, other: &Tensor, op: BinaryOp, name: &'static str) -> &Tensor {
         let opname = op.name();
         self.check_inplace(opname);
@@ -171,6 +178,7 @@ impl Tensor {
         self
     }
 
+    #[track_caller]
     fn scalar_inplace(&self, s: Scalar, op: BinaryOp, name: &'static str) -> &Tensor {
         self.check_inplace(op.name());
         self.check_cast(op.name(), op.compute_dtype(s.result_dtype(self.dtype())));
@@ -190,40 +198,43 @@ impl Tensor {
         self
     }
 
-    /// `self += other` in place (broadcasting `other`).
-    pub fn add_(&self, other: &Tensor) -> &Tensor {
-        self.binary_inplace(other, BinaryOp::Add, "AddBackward0")
+    /// Applies `op` in place with `other` on the right, a tensor or a number.
+    #[track_caller]
+    fn operand_inplace(
+        &self,
+        other: impl Operand,
+        op: BinaryOp,
+        names: [&'static str; 2],
+    ) -> &Tensor {
+        match other.operand() {
+            OperandRef::Tensor(t) => self.binary_inplace(t, op, names[0]),
+            OperandRef::Scalar(s) => self.scalar_inplace(s, op, names[1]),
+        }
     }
-    /// `self -= other` in place.
-    pub fn sub_(&self, other: &Tensor) -> &Tensor {
-        self.binary_inplace(other, BinaryOp::Sub, "SubBackward0")
+
+    /// `self += other` in place: a tensor (broadcast to `self`) or a number.
+    #[track_caller]
+    pub fn add_(&self, other: impl Operand) -> &Tensor {
+        self.operand_inplace(other, BinaryOp::Add, ["AddBackward0", "AddBackward1"])
     }
-    /// `self *= other` in place.
-    pub fn mul_(&self, other: &Tensor) -> &Tensor {
-        self.binary_inplace(other, BinaryOp::Mul, "MulBackward0")
+    /// `self -= other` in place: a tensor (broadcast to `self`) or a number.
+    #[track_caller]
+    pub fn sub_(&self, other: impl Operand) -> &Tensor {
+        self.operand_inplace(other, BinaryOp::Sub, ["SubBackward0", "SubBackward1"])
     }
-    /// `self /= other` in place.
-    pub fn div_(&self, other: &Tensor) -> &Tensor {
-        self.binary_inplace(other, BinaryOp::Div, "DivBackward0")
+    /// `self *= other` in place: a tensor (broadcast to `self`) or a number.
+    #[track_caller]
+    pub fn mul_(&self, other: impl Operand) -> &Tensor {
+        self.operand_inplace(other, BinaryOp::Mul, ["MulBackward0", "MulBackward1"])
     }
-    /// `self += s` in place.
-    pub fn add_scalar_(&self, s: impl Into<Scalar>) -> &Tensor {
-        self.scalar_inplace(s.into(), BinaryOp::Add, "AddBackward1")
-    }
-    /// `self -= s` in place.
-    pub fn sub_scalar_(&self, s: impl Into<Scalar>) -> &Tensor {
-        self.scalar_inplace(s.into(), BinaryOp::Sub, "SubBackward1")
-    }
-    /// `self *= s` in place.
-    pub fn mul_scalar_(&self, s: impl Into<Scalar>) -> &Tensor {
-        self.scalar_inplace(s.into(), BinaryOp::Mul, "MulBackward1")
-    }
-    /// `self /= s` in place.
-    pub fn div_scalar_(&self, s: impl Into<Scalar>) -> &Tensor {
-        self.scalar_inplace(s.into(), BinaryOp::Div, "DivBackward1")
+    /// `self /= other` in place: a tensor (broadcast to `self`) or a number.
+    #[track_caller]
+    pub fn div_(&self, other: impl Operand) -> &Tensor {
+        self.operand_inplace(other, BinaryOp::Div, ["DivBackward0", "DivBackward1"])
     }
 
     /// Sets every element to `value` in place.
+    #[track_caller]
     pub fn fill_(&self, value: impl Into<Scalar>) -> &Tensor {
         self.check_inplace("fill_");
         self.storage_mut().fill(self.layout(), value.into());
@@ -238,6 +249,7 @@ impl Tensor {
     /// this view's memory order, the order PyTorch's kernels walk a tensor in (so a random fill
     /// of a transposed view draws as PyTorch's does). The result does not depend on the old
     /// values, so the op passes a zero gradient, under the node name `grad_fn`.
+    #[track_caller]
     pub(crate) fn overwrite_random_(
         &self,
         op: &str,
@@ -262,11 +274,13 @@ impl Tensor {
     }
 
     /// Sets every element to zero in place.
+    #[track_caller]
     pub fn zero_(&self) -> &Tensor {
         self.fill_(0.0)
     }
 
     /// Copies `src` (broadcast, any dtype) into this tensor's elements in place.
+    #[track_caller]
     pub fn copy_(&self, src: &Tensor) -> &Tensor {
         self.check_inplace("copy_");
         let s = self.inplace_operand("copy_", src);
@@ -286,6 +300,7 @@ impl Tensor {
     }
 
     /// Clamps in place.
+    #[track_caller]
     pub fn clamp_(&self, min: Option<f64>, max: Option<f64>) -> &Tensor {
         self.check_inplace("clamp_");
         // The gradient passes where the old value was inside the bounds.

@@ -13,6 +13,7 @@ use ember_kernels::{DType, Storage};
 use smallvec::smallvec;
 
 /// The shape of one class-index target per row: the input's shape without the class dim.
+#[track_caller]
 fn row_shape(input: &[usize]) -> Vec<usize> {
     match input.len() {
         0 | 1 => vec![],
@@ -25,6 +26,7 @@ fn row_shape(input: &[usize]) -> Vec<usize> {
 }
 
 /// Validates the input of a class-dim loss (`op`) and returns the number of classes.
+#[track_caller]
 fn check_input(op: &str, input: &Tensor) -> usize {
     if input.dim() == 0 {
         panic!(
@@ -42,6 +44,7 @@ fn check_input(op: &str, input: &Tensor) -> usize {
 }
 
 /// The class weights converted to the input's dtype, checked to hold one entry per class.
+#[track_caller]
 fn check_weight(
     op: &str,
     input: &Tensor,
@@ -61,6 +64,7 @@ fn check_weight(
 }
 
 /// Validates class-index targets (integer dtype, the input's row shape).
+#[track_caller]
 fn check_index_target(op: &str, input: &Tensor, target: &Tensor, prob_ok: bool) {
     let rows = row_shape(input.shape());
     let shape_ok = target.shape() == rows.as_slice();
@@ -91,6 +95,7 @@ fn check_index_target(op: &str, input: &Tensor, target: &Tensor, prob_ok: bool) 
 }
 
 /// The output shape of a loss over rows with `reduction`.
+#[track_caller]
 fn out_shape(input: &[usize], reduction: LossReduction) -> Vec<usize> {
     match reduction {
         LossReduction::None => row_shape(input),
@@ -99,6 +104,7 @@ fn out_shape(input: &[usize], reduction: LossReduction) -> Vec<usize> {
 }
 
 /// The upstream gradient as the kernels take it.
+#[track_caller]
 fn loss_grad<'a>(
     g: &'a Storage,
     gl: &'a ember_kernels::Layout,
@@ -124,11 +130,13 @@ struct Composed<'a> {
 }
 
 impl Composed<'_> {
+    #[track_caller]
     fn class_dim(&self) -> usize {
         usize::from(self.x.dim() > 1)
     }
 
     /// The weights shaped to broadcast along the class dim (ones without weights).
+    #[track_caller]
     fn weight_view(&self, classes: usize) -> Tensor {
         let mut shape = vec![1usize; self.x.dim()];
         shape[self.class_dim()] = classes;
@@ -139,6 +147,7 @@ impl Composed<'_> {
     }
 
     /// The upstream gradient per row, broadcastable against the input.
+    #[track_caller]
     fn row_grad(&self, g: &Tensor) -> Tensor {
         match self.reduction {
             LossReduction::None => g.unsqueeze(self.class_dim() as isize),
@@ -148,6 +157,7 @@ impl Composed<'_> {
     }
 
     /// `w[c] * [c == y]` for each row (zero rows where ignored), and the 0/1 row mask.
+    #[track_caller]
     fn weighted_one_hot(&self, classes: usize) -> (Tensor, Tensor) {
         let cd = self.class_dim();
         let t = self.target.to_dtype(DType::I64);
@@ -167,6 +177,7 @@ impl Composed<'_> {
 
     /// Cross-entropy's input gradient (and the target's, for probabilities) as differentiable
     /// tensor ops, for `create_graph`.
+    #[track_caller]
     fn cross_entropy(&self, g: &Tensor, prob: bool) -> (Tensor, Option<Tensor>) {
         let cd = self.class_dim() as isize;
         let classes = self.x.shape()[cd as usize];
@@ -189,6 +200,7 @@ impl Composed<'_> {
     }
 
     /// NLL's input gradient as differentiable tensor ops.
+    #[track_caller]
     fn nll(&self, g: &Tensor) -> Tensor {
         let classes = self.x.shape()[self.class_dim()];
         let (ohw, _) = self.weighted_one_hot(classes);
@@ -215,6 +227,7 @@ impl Tensor {
     /// let l = x.cross_entropy(&t, None, -100, 0.0, LossReduction::Mean);
     /// assert!((l.item() - 0.8131).abs() < 1e-4);
     /// ```
+    #[track_caller]
     pub fn cross_entropy(
         &self,
         target: &Tensor,
@@ -316,6 +329,7 @@ impl Tensor {
     /// `F.nll_loss(self, target, weight, ignore_index=…, reduction=…)` on log-probabilities
     /// `(C)`, `(N, C)` or `(N, C, d1, …)` with class-index targets of any integer dtype: `-w[y] *
     /// self[y]` per row; the mean divides by the summed weight of the rows not ignored.
+    #[track_caller]
     pub fn nll_loss(
         &self,
         target: &Tensor,

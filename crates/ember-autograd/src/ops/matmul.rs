@@ -7,12 +7,60 @@ use ember_kernels::shape::broadcast_shapes;
 use ember_kernels::{DType, Layout};
 use smallvec::smallvec;
 
+#[track_caller]
 fn cannot_multiply(a: &[usize], b: &[usize]) -> ! {
     panic!("matmul: shapes {a:?} and {b:?} cannot be multiplied")
 }
 
+/// PyTorch's `ScalarType` name of a dtype, as its dtype-mismatch messages print it (`Double`).
+#[track_caller]
+pub(crate) fn scalar_type_name(d: DType) -> &'static str {
+    match d {
+        DType::Bool => "Bool",
+        DType::U8 => "Byte",
+        DType::I64 => "Long",
+        DType::F32 => "Float",
+        DType::F64 => "Double",
+    }
+}
+
+/// The C++ element type of a dtype, as `matmul`'s mismatch message prints it (`double`).
+#[track_caller]
+fn cpp_type_name(d: DType) -> &'static str {
+    match d {
+        DType::Bool => "bool",
+        DType::U8 => "unsigned char",
+        DType::I64 => "long int",
+        DType::F32 => "float",
+        DType::F64 => "double",
+    }
+}
+
+/// Matrix products never promote: operands of different dtypes panic with PyTorch's messages
+/// (a silent promotion would hide a model left in float32 fed float64 data).
+#[track_caller]
+fn check_same_dtype(a: &Tensor, b: &Tensor) {
+    let (da, db) = (a.dtype(), b.dtype());
+    if da == db {
+        return;
+    }
+    if a.dim() == 1 && b.dim() == 1 {
+        panic!(
+            "dot : expected both vectors to have same dtype, but found {} and {}",
+            scalar_type_name(da),
+            scalar_type_name(db)
+        );
+    }
+    panic!(
+        "expected m1 and m2 to have the same dtype, but got: {} != {}",
+        cpp_type_name(da),
+        cpp_type_name(db)
+    );
+}
+
 /// A 3-D `[B, r, c]` layout of `t` expanded to `batch + [r, c]`, viewed without copying when the
 /// strides allow (a contiguous copy otherwise, only for several broadcast batch dims).
+#[track_caller]
 fn batched(t: &Tensor, batch: &[usize], r: usize, c: usize) -> (Tensor, Layout) {
     let mut shape = batch.to_vec();
     shape.extend([r, c]);
@@ -29,6 +77,7 @@ fn batched(t: &Tensor, batch: &[usize], r: usize, c: usize) -> (Tensor, Layout) 
 }
 
 /// Whether `t`'s last two dims are stored column-major (the layout of `w.t()` for a contiguous `w`).
+#[track_caller]
 fn is_col_major(t: &Tensor) -> bool {
     // On the layout, not through `Tensor::transpose`, which would record a graph node.
     let (l, n) = (t.layout(), t.dim());
@@ -39,6 +88,7 @@ fn is_col_major(t: &Tensor) -> bool {
 /// `(bᵀ @ aᵀ)ᵀ`, so the gradient of a transposed weight view (`Linear`'s `w.t()`) comes out
 /// contiguous after the view's backward and never needs a strided copy (PyTorch's
 /// `mm_mat2_backward` makes the same choice).
+#[track_caller]
 fn mm_like(a: &Tensor, b: &Tensor, col_major: bool) -> Tensor {
     if col_major {
         b.transpose(-1, -2)
@@ -50,6 +100,7 @@ fn mm_like(a: &Tensor, b: &Tensor, col_major: bool) -> Tensor {
 }
 
 /// `t * s`, skipping the pass over `t` when `s` is 1 (the common `addmm` case).
+#[track_caller]
 fn scaled(t: Tensor, s: f64) -> Tensor {
     if s == 1.0 {
         t
@@ -61,8 +112,13 @@ fn scaled(t: Tensor, s: f64) -> Tensor {
 impl Tensor {
     /// `torch.matmul`: dot (1-D · 1-D), matrix-vector, matrix-matrix and batched products with
     /// broadcast batch dims. Transposed operands are passed to GEMM by stride, not copied.
+    ///
+    /// Operands of different dtypes panic with PyTorch's message (`expected m1 and m2 to have
+    /// the same dtype, but got: double != float`) instead of promoting.
+    #[track_caller]
     pub fn matmul(&self, other: &Tensor) -> Tensor {
         check_device("matmul", self, other);
+        check_same_dtype(self, other);
         let (a, b) = (self, other);
         if a.dim() == 0 || b.dim() == 0 {
             panic!(
@@ -91,7 +147,8 @@ impl Tensor {
         }
     }
 
-    /// 2-D matrix product (`torch.mm`).
+    /// 2-D matrix product (`torch.mm`); operands must have the same dtype.
+    #[track_caller]
     pub fn mm(&self, other: &Tensor) -> Tensor {
         if self.dim() != 2 || other.dim() != 2 {
             panic!(
@@ -103,6 +160,7 @@ impl Tensor {
         self.matmul(other)
     }
 
+    #[track_caller]
     fn matmul_nd(&self, other: &Tensor, orig_a: &[usize], orig_b: &[usize]) -> Tensor {
         let (na, nb) = (self.dim(), other.dim());
         let (m, k) = (self.shape()[na - 2], self.shape()[na - 1]);
@@ -110,12 +168,12 @@ impl Tensor {
         if k != k2 {
             cannot_multiply(orig_a, orig_b);
         }
-        let batch = broadcast_shapes(&self.shape()[..na - 2], &other.shape()[..nb - 2])
-            .unwrap_or_else(|| cannot_multiply(orig_a, orig_b));
-        let dtype = DType::promote(self.dtype(), other.dtype());
-        let (a, b) = (self.to_dtype(dtype), other.to_dtype(dtype));
-        let (ta, la) = batched(&a, &batch, m, k);
-        let (tb, lb) = batched(&b, &batch, k, n);
+        let Some(batch) = broadcast_shapes(&self.shape()[..na - 2], &other.shape()[..nb - 2])
+        else {
+            cannot_multiply(orig_a, orig_b)
+        };
+        let (ta, la) = batched(self, &batch, m, k);
+        let (tb, lb) = batched(other, &batch, k, n);
         let s = ta.storage().matmul(&la, &tb.storage(), &lb);
         let mut shape = batch.to_vec();
         shape.extend([m, n]);
@@ -148,10 +206,20 @@ impl Tensor {
     }
 
     /// `beta * self + alpha * (a @ b)` in one GEMM (`torch.addmm`); `self` broadcasts to
-    /// `[a.rows, b.cols]`.
+    /// `[a.rows, b.cols]`. `a` and `b` must have the same dtype (PyTorch's `mat1 and mat2 must
+    /// have the same dtype, but got Double and Float`); the bias is promoted, as `torch.addmm`
+    /// does.
+    #[track_caller]
     pub fn addmm(&self, a: &Tensor, b: &Tensor, beta: f64, alpha: f64) -> Tensor {
         check_device("addmm", a, b);
         check_device("addmm", self, a);
+        if a.dtype() != b.dtype() {
+            panic!(
+                "mat1 and mat2 must have the same dtype, but got {} and {}",
+                scalar_type_name(a.dtype()),
+                scalar_type_name(b.dtype())
+            );
+        }
         if a.dim() != 2 || b.dim() != 2 {
             panic!(
                 "addmm: expected 2-D matrices, got shapes {:?} and {:?}",
@@ -163,7 +231,7 @@ impl Tensor {
         if b.shape()[0] != k {
             cannot_multiply(a.shape(), b.shape());
         }
-        let dtype = DType::promote(DType::promote(a.dtype(), b.dtype()), self.dtype());
+        let dtype = DType::promote(a.dtype(), self.dtype());
         let (bias, a2, b2) = (self.to_dtype(dtype), a.to_dtype(dtype), b.to_dtype(dtype));
         if ember_kernels::shape::broadcast_shapes(bias.shape(), &[m, n]).as_deref()
             != Some(&[m, n][..])

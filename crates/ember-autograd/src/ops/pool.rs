@@ -15,12 +15,14 @@ use ember_kernels::conv::{
 };
 use smallvec::smallvec;
 
+#[track_caller]
 fn spatial4(t: &Tensor) -> [usize; 2] {
     let s = t.shape();
     [s[2], s[3]]
 }
 
 /// Max pooling of the 4-D view of `x` given by `cx`: values and indices shaped by `cx`.
+#[track_caller]
 fn max_pool(
     x: &Tensor,
     cx: Canon,
@@ -49,6 +51,7 @@ fn max_pool(
 
 /// Adds each element of the 4-D gradient `g` at its `indices` (same shape) within a zero
 /// `(N, C, input[0], input[1])`: the backward of max pooling.
+#[track_caller]
 fn max_pool_backward(g: &Tensor, indices: &Tensor, input: [usize; 2]) -> Tensor {
     let s =
         g.storage()
@@ -87,6 +90,7 @@ fn max_pool_backward(g: &Tensor, indices: &Tensor, input: [usize; 2]) -> Tensor 
 }
 
 /// Average pooling of the 4-D view of `x` given by `cx`, shaped by `cx`.
+#[track_caller]
 fn avg_pool(
     x: &Tensor,
     cx: Canon,
@@ -113,6 +117,7 @@ fn avg_pool(
 }
 
 /// The backward of average pooling on the 4-D gradient `g`: `(N, C, input[0], input[1])`.
+#[track_caller]
 fn avg_pool_backward(g: &Tensor, w: PoolWindows, div: AvgDivisor, input: [usize; 2]) -> Tensor {
     let s = g.storage().avg_pool2d_backward(g.layout(), &w, div, input);
     let gs = g.shape();
@@ -135,12 +140,14 @@ fn avg_pool_backward(g: &Tensor, w: PoolWindows, div: AvgDivisor, input: [usize;
 }
 
 /// Validates a pooling input and returns its form.
+#[track_caller]
 fn pool_input(op: &str, x: &Tensor, spatial: usize) -> Canon {
     check_pool_input(op, x.shape(), spatial);
     Canon::of(x.dim(), spatial).expect("rank checked")
 }
 
 /// The output size of sliding windows over the 4-D view of `x`.
+#[track_caller]
 fn sliding_out(op: &str, x: &Tensor, cx: Canon, p: &PoolParams) -> [usize; 2] {
     let l = cx.layout(x.layout());
     p.output_size(op, l.shape(), x.shape())
@@ -158,6 +165,7 @@ impl Tensor {
     /// let y = x.max_pool2d(2, None, 0, 1, false);
     /// assert_eq!(y.to_vec::<f32>(), vec![5.0, 7.0, 13.0, 15.0]);
     /// ```
+    #[track_caller]
     pub fn max_pool2d(
         &self,
         kernel_size: impl Into<IntOrPair>,
@@ -172,6 +180,7 @@ impl Tensor {
 
     /// [`Tensor::max_pool2d`] also returning the int64 index (`h·W + w` within its plane) of each
     /// maximum (`return_indices=True`).
+    #[track_caller]
     pub fn max_pool2d_with_indices(
         &self,
         kernel_size: impl Into<IntOrPair>,
@@ -208,6 +217,7 @@ impl Tensor {
     /// assert_eq!(x.max_pool1d(2, None, 0, 1, false).to_vec::<f32>(), vec![3.0, 5.0]);
     /// assert_eq!(x.max_pool1d(2, None, 0, 1, true).to_vec::<f32>(), vec![3.0, 5.0, 4.0]);
     /// ```
+    #[track_caller]
     pub fn max_pool1d(
         &self,
         kernel_size: usize,
@@ -221,6 +231,7 @@ impl Tensor {
     }
 
     /// [`Tensor::max_pool1d`] also returning the int64 position of each maximum.
+    #[track_caller]
     pub fn max_pool1d_with_indices(
         &self,
         kernel_size: usize,
@@ -261,6 +272,7 @@ impl Tensor {
     /// let z = x.avg_pool2d(3, Some(1.into()), 1, false, false, None);
     /// assert_eq!(z.to_vec::<f32>()[0], 1.0);
     /// ```
+    #[track_caller]
     pub fn avg_pool2d(
         &self,
         kernel_size: impl Into<IntOrPair>,
@@ -306,6 +318,7 @@ impl Tensor {
     /// let x = Tensor::arange(6).to_dtype(ember_autograd::DType::F32).reshape([1, 2, 3]);
     /// assert_eq!(x.adaptive_avg_pool2d(1).to_vec::<f32>(), vec![2.5]);
     /// ```
+    #[track_caller]
     pub fn adaptive_avg_pool2d(&self, output_size: impl Into<AdaptiveSize>) -> Tensor {
         let op = "adaptive_avg_pool2d";
         let (cx, out) = self.adaptive_out(op, output_size.into());
@@ -324,11 +337,13 @@ impl Tensor {
     }
 
     /// Adaptive 2-D max pooling (`torch.nn.functional.adaptive_max_pool2d`).
+    #[track_caller]
     pub fn adaptive_max_pool2d(&self, output_size: impl Into<AdaptiveSize>) -> Tensor {
         self.adaptive_max_pool2d_with_indices(output_size).0
     }
 
     /// [`Tensor::adaptive_max_pool2d`] also returning the int64 index of each maximum.
+    #[track_caller]
     pub fn adaptive_max_pool2d_with_indices(
         &self,
         output_size: impl Into<AdaptiveSize>,
@@ -345,6 +360,7 @@ impl Tensor {
     }
 
     /// The form and output size of an adaptive pooling.
+    #[track_caller]
     fn adaptive_out(&self, op: &str, size: AdaptiveSize) -> (Canon, [usize; 2]) {
         let Some(cx) = Canon::of(self.dim(), 2) else {
             panic!(

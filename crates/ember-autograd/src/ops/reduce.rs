@@ -12,6 +12,7 @@ use ember_kernels::DType;
 use smallvec::{smallvec, SmallVec};
 
 /// Normalised, sorted, deduplicated dims (all dims for an empty list).
+#[track_caller]
 fn norm_dims(dims: &[isize], ndim: usize) -> SmallVec<[usize; 6]> {
     let mut d: SmallVec<[usize; 6]> = dims.iter().map(|&x| normalize_dim(x, ndim)).collect();
     d.sort_unstable();
@@ -23,6 +24,7 @@ fn norm_dims(dims: &[isize], ndim: usize) -> SmallVec<[usize; 6]> {
 }
 
 /// The shape after reducing `dims`, with or without the size-1 dims.
+#[track_caller]
 fn reduced_shape(shape: &[usize], dims: &[usize], keepdim: bool) -> Vec<usize> {
     shape
         .iter()
@@ -37,6 +39,7 @@ fn reduced_shape(shape: &[usize], dims: &[usize], keepdim: bool) -> Vec<usize> {
 
 impl Tensor {
     /// Broadcasts a reduced gradient back over the reduced dims of `in_shape`.
+    #[track_caller]
     fn unreduce(&self, in_shape: &[usize], dims: &[usize], keepdim: bool) -> Tensor {
         let g = if keepdim {
             self.clone()
@@ -46,21 +49,25 @@ impl Tensor {
         g.expand(in_shape)
     }
 
+    #[track_caller]
     fn reduce_kernel(&self, dims: &[usize], op: ReduceOp, keepdim: bool) -> Tensor {
         let s = self.storage().reduce(self.layout(), dims, op);
         Tensor::from_storage(s, &reduced_shape(self.shape(), dims, keepdim))
     }
 
     /// Sum of all elements (0-dim result; integers sum to int64).
+    #[track_caller]
     pub fn sum(&self) -> Tensor {
         self.sum_impl(&[], false, "SumBackward0")
     }
 
     /// Sum over `dims` (`keepdim` keeps them as size 1).
+    #[track_caller]
     pub fn sum_dim(&self, dims: impl IntoDims, keepdim: bool) -> Tensor {
         self.sum_impl(&dims.to_dim_list(), keepdim, "SumBackward1")
     }
 
+    #[track_caller]
     fn sum_impl(&self, dims: &[isize], keepdim: bool, name: &'static str) -> Tensor {
         let dims = norm_dims(dims, self.dim());
         let out = self.reduce_kernel(&dims, ReduceOp::Sum, keepdim);
@@ -74,6 +81,7 @@ impl Tensor {
     }
 
     /// Sums a broadcast gradient back down to `shape` (the reverse of broadcasting).
+    #[track_caller]
     pub fn sum_to(&self, shape: &[usize]) -> Tensor {
         if self.shape() == shape {
             return self.clone();
@@ -90,15 +98,18 @@ impl Tensor {
     }
 
     /// Mean of all elements (float tensors only, as PyTorch).
+    #[track_caller]
     pub fn mean(&self) -> Tensor {
         self.mean_impl(&[], false, "MeanBackward0")
     }
 
     /// Mean over `dims`.
+    #[track_caller]
     pub fn mean_dim(&self, dims: impl IntoDims, keepdim: bool) -> Tensor {
         self.mean_impl(&dims.to_dim_list(), keepdim, "MeanBackward1")
     }
 
+    #[track_caller]
     fn mean_impl(&self, dims: &[isize], keepdim: bool, name: &'static str) -> Tensor {
         if !self.dtype().is_float() {
             panic!("mean(): could not infer output dtype. Input dtype must be either a floating point or complex dtype. Got: {}", self.dtype().name());
@@ -119,15 +130,18 @@ impl Tensor {
     }
 
     /// Product of all elements.
+    #[track_caller]
     pub fn prod(&self) -> Tensor {
         self.prod_impl(&[], false, "ProdBackward0")
     }
 
     /// Product over one dim.
+    #[track_caller]
     pub fn prod_dim(&self, dim: isize, keepdim: bool) -> Tensor {
         self.prod_impl(&[dim], keepdim, "ProdBackward1")
     }
 
+    #[track_caller]
     fn prod_impl(&self, dims: &[isize], keepdim: bool, name: &'static str) -> Tensor {
         let dims = norm_dims(dims, self.dim());
         let out = self.reduce_kernel(&dims, ReduceOp::Prod, keepdim);
@@ -147,6 +161,7 @@ impl Tensor {
         })
     }
 
+    #[track_caller]
     fn amax_impl(&self, dims: &[isize], keepdim: bool, op: ReduceOp, name: &'static str) -> Tensor {
         let dims = norm_dims(dims, self.dim());
         let out = self.reduce_kernel(&dims, op, keepdim);
@@ -159,7 +174,7 @@ impl Tensor {
             // The gradient is shared evenly between tied extreme values, as PyTorch's amax.
             let x = x.get();
             let mask = x
-                .eq_t(&o.value().unreduce(&in_shape, &dims, keepdim))
+                .eq(o.value().unreduce(&in_shape, &dims, keepdim))
                 .to_dtype(x.dtype());
             let count = mask.sum_dim(
                 &dims.iter().map(|&d| d as isize).collect::<Vec<_>>()[..],
@@ -172,15 +187,18 @@ impl Tensor {
 
     /// True when every element is non-zero (`torch.all`; true for an empty tensor), as a 0-dim
     /// bool tensor computed where the elements live.
+    #[track_caller]
     pub fn all(&self) -> Tensor {
         self.truth_reduce(ReduceOp::Min, true)
     }
 
     /// True when some element is non-zero (`torch.any`; false for an empty tensor).
+    #[track_caller]
     pub fn any(&self) -> Tensor {
         self.truth_reduce(ReduceOp::Max, false)
     }
 
+    #[track_caller]
     fn truth_reduce(&self, op: ReduceOp, empty: bool) -> Tensor {
         if self.numel() == 0 {
             return Tensor::full_on(&[], empty as u8 as f64, DType::Bool, self.device());
@@ -191,22 +209,27 @@ impl Tensor {
     }
 
     /// Largest element (0-dim).
+    #[track_caller]
     pub fn max(&self) -> Tensor {
         self.amax_impl(&[], false, ReduceOp::Max, "MaxBackward1")
     }
     /// Smallest element (0-dim).
+    #[track_caller]
     pub fn min(&self) -> Tensor {
         self.amax_impl(&[], false, ReduceOp::Min, "MinBackward1")
     }
     /// Largest values over `dims` (`torch.amax`).
+    #[track_caller]
     pub fn amax(&self, dims: impl IntoDims, keepdim: bool) -> Tensor {
         self.amax_impl(&dims.to_dim_list(), keepdim, ReduceOp::Max, "AmaxBackward0")
     }
     /// Smallest values over `dims` (`torch.amin`).
+    #[track_caller]
     pub fn amin(&self, dims: impl IntoDims, keepdim: bool) -> Tensor {
         self.amax_impl(&dims.to_dim_list(), keepdim, ReduceOp::Min, "AminBackward0")
     }
 
+    #[track_caller]
     fn max_dim_impl(
         &self,
         dim: isize,
@@ -241,14 +264,17 @@ impl Tensor {
     }
 
     /// Largest values along `dim` and their indices (first occurrence), `torch.max(x, dim)`.
+    #[track_caller]
     pub fn max_dim(&self, dim: isize, keepdim: bool) -> (Tensor, Tensor) {
         self.max_dim_impl(dim, keepdim, ArgReduceOp::Max, "MaxBackward0")
     }
     /// Smallest values along `dim` and their indices, `torch.min(x, dim)`.
+    #[track_caller]
     pub fn min_dim(&self, dim: isize, keepdim: bool) -> (Tensor, Tensor) {
         self.max_dim_impl(dim, keepdim, ArgReduceOp::Min, "MinBackward0")
     }
 
+    #[track_caller]
     fn arg_impl(&self, dim: Option<isize>, keepdim: bool, op: ArgReduceOp) -> Tensor {
         match dim {
             Some(d) => {
@@ -266,15 +292,18 @@ impl Tensor {
     }
 
     /// Index of the largest value (over all elements when `dim` is `None`).
+    #[track_caller]
     pub fn argmax(&self, dim: Option<isize>, keepdim: bool) -> Tensor {
         self.arg_impl(dim, keepdim, ArgReduceOp::Max)
     }
     /// Index of the smallest value (over all elements when `dim` is `None`).
+    #[track_caller]
     pub fn argmin(&self, dim: Option<isize>, keepdim: bool) -> Tensor {
         self.arg_impl(dim, keepdim, ArgReduceOp::Min)
     }
 
     /// Variance over `dims` with Bessel's correction when `unbiased` (`torch.var`).
+    #[track_caller]
     pub fn var(&self, dims: impl IntoDims, unbiased: bool, keepdim: bool) -> Tensor {
         self.var_impl(
             &dims.to_dim_list(),
@@ -284,6 +313,7 @@ impl Tensor {
         )
     }
     /// Standard deviation over `dims` (`torch.std`).
+    #[track_caller]
     pub fn std(&self, dims: impl IntoDims, unbiased: bool, keepdim: bool) -> Tensor {
         self.var_impl(
             &dims.to_dim_list(),
@@ -293,14 +323,17 @@ impl Tensor {
         )
     }
     /// Variance of all elements (unbiased).
+    #[track_caller]
     pub fn var_all(&self) -> Tensor {
         self.var_impl(&[], 1.0, false, false)
     }
     /// Standard deviation of all elements (unbiased).
+    #[track_caller]
     pub fn std_all(&self) -> Tensor {
         self.var_impl(&[], 1.0, false, true)
     }
 
+    #[track_caller]
     fn var_impl(&self, dims: &[isize], correction: f64, keepdim: bool, sqrt: bool) -> Tensor {
         let dims = norm_dims(dims, self.dim());
         let shape = reduced_shape(self.shape(), &dims, keepdim);
@@ -337,6 +370,7 @@ impl Tensor {
     }
 
     /// `log(sum(exp(x)))` over `dims`, computed stably.
+    #[track_caller]
     pub fn logsumexp(&self, dims: impl IntoDims, keepdim: bool) -> Tensor {
         let dims = norm_dims(&dims.to_dim_list(), self.dim());
         let s = self.storage().logsumexp(self.layout(), &dims);
@@ -356,15 +390,18 @@ impl Tensor {
     }
 
     /// Softmax along `dim` (fused, max-subtracted).
+    #[track_caller]
     pub fn softmax(&self, dim: isize) -> Tensor {
         self.softmax_impl(dim, false)
     }
 
     /// Log-softmax along `dim` (fused, max-subtracted).
+    #[track_caller]
     pub fn log_softmax(&self, dim: isize) -> Tensor {
         self.softmax_impl(dim, true)
     }
 
+    #[track_caller]
     fn softmax_impl(&self, dim: isize, log: bool) -> Tensor {
         let d = normalize_dim(dim, self.dim());
         let out = Tensor::from_storage(self.storage().softmax(self.layout(), d, log), self.shape());
@@ -399,6 +436,7 @@ impl Tensor {
 /// For each element, the product of the other elements over `dims` (used where an input is 0),
 /// from the group's zero count and its product of non-zeros: with no zero it is `p / x`, with one
 /// zero it is `p` at the zero and 0 elsewhere, with more it is 0. Device ops only, O(n).
+#[track_caller]
 fn prod_of_others(x: &Tensor, dims: &[usize]) -> Tensor {
     let _g = crate::no_grad();
     let in_shape = x.shape();

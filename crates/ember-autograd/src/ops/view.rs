@@ -14,6 +14,7 @@ impl Tensor {
     /// the same view of any tensor shaped like `self`: in-place ops through the view use it to
     /// rewrite the base's history (see `ops/inplace.rs`). A view taken under `no_grad` of a tensor
     /// that requires grad is not differentiable and is not tracked, as in PyTorch.
+    #[track_caller]
     fn view_rec(
         &self,
         layout: Layout,
@@ -33,11 +34,12 @@ impl Tensor {
 
     /// The same elements with another shape, sharing storage; panics when the strides make that
     /// impossible (use `reshape`, which copies then). One size may be `-1`.
+    #[track_caller]
     pub fn view(&self, shape: impl IntoShape) -> Tensor {
         let shape = infer_shape("view", &shape.to_isizes(), self.numel(), self.shape());
-        let layout = self.layout().view(&shape).unwrap_or_else(|| {
+        let Some(layout) = self.layout().view(&shape) else {
             panic!("view size is not compatible with input tensor's size and stride (at least one dimension spans across two contiguous subspaces). Use .reshape(...) instead. (view {:?} of shape {:?} with strides {:?})", shape.as_slice(), self.shape(), self.stride())
-        });
+        };
         let in_shape = self.shape().to_vec();
         self.view_rec(
             layout,
@@ -48,6 +50,7 @@ impl Tensor {
     }
 
     /// Like `view`, but copies when the layout does not allow a view.
+    #[track_caller]
     pub fn reshape(&self, shape: impl IntoShape) -> Tensor {
         let dims = infer_shape("reshape", &shape.to_isizes(), self.numel(), self.shape());
         match self.layout().view(&dims) {
@@ -57,6 +60,7 @@ impl Tensor {
     }
 
     /// Flattens dims `start..=end` into one.
+    #[track_caller]
     pub fn flatten(&self, start_dim: isize, end_dim: isize) -> Tensor {
         if self.dim() == 0 {
             return self.reshape([1]);
@@ -72,6 +76,7 @@ impl Tensor {
     }
 
     /// Swaps two dims.
+    #[track_caller]
     pub fn transpose(&self, dim0: isize, dim1: isize) -> Tensor {
         let (a, b) = (
             normalize_dim(dim0, self.dim()),
@@ -86,6 +91,7 @@ impl Tensor {
     }
 
     /// Transpose of a tensor with at most 2 dims (`x.t()`).
+    #[track_caller]
     pub fn t(&self) -> Tensor {
         if self.dim() > 2 {
             panic!(
@@ -110,6 +116,7 @@ impl Tensor {
     }
 
     /// Reorders dims: output dim `i` is input dim `dims[i]`.
+    #[track_caller]
     pub fn permute(&self, dims: impl IntoShape) -> Tensor {
         let d: Vec<usize> = dims
             .to_isizes()
@@ -132,12 +139,14 @@ impl Tensor {
     }
 
     /// Elements `start..start+length` of `dim`.
+    #[track_caller]
     pub fn narrow(&self, dim: isize, start: usize, length: usize) -> Tensor {
         let d = normalize_dim(dim, self.dim());
         self.slice(d as isize, start, start + length, 1)
     }
 
     /// `x[..., start:end:step, ...]` along `dim` (no copy).
+    #[track_caller]
     pub fn slice(&self, dim: isize, start: usize, end: usize, step: usize) -> Tensor {
         let d = normalize_dim(dim, self.dim());
         let end = end.min(self.shape()[d]);
@@ -153,6 +162,7 @@ impl Tensor {
     }
 
     /// `x[..., index, ...]`: drops `dim`.
+    #[track_caller]
     pub fn select(&self, dim: isize, index: usize) -> Tensor {
         let d = normalize_dim(dim, self.dim());
         let layout = self.layout().select(d, index);
@@ -166,6 +176,7 @@ impl Tensor {
     }
 
     /// Broadcasts to `shape` without copying (`-1` keeps a size).
+    #[track_caller]
     pub fn expand(&self, shape: impl IntoShape) -> Tensor {
         let req = shape.to_isizes();
         let lead = req.len().saturating_sub(self.dim());
@@ -191,16 +202,19 @@ impl Tensor {
     }
 
     /// Same as `expand` with an explicit shape (`torch.broadcast_to`).
+    #[track_caller]
     pub fn broadcast_to(&self, shape: impl IntoShape) -> Tensor {
         self.expand(shape)
     }
 
     /// `expand` to another tensor's shape.
+    #[track_caller]
     pub fn expand_as(&self, other: &Tensor) -> Tensor {
         self.expand(other.shape())
     }
 
     /// Removes `dim` if its size is 1.
+    #[track_caller]
     pub fn squeeze_dim(&self, dim: isize) -> Tensor {
         let d = normalize_dim(dim, self.dim());
         let in_shape = self.shape().to_vec();
@@ -213,6 +227,7 @@ impl Tensor {
     }
 
     /// Removes every size-1 dim.
+    #[track_caller]
     pub fn squeeze(&self) -> Tensor {
         let in_shape = self.shape().to_vec();
         self.view_rec(
@@ -224,6 +239,7 @@ impl Tensor {
     }
 
     /// Inserts a size-1 dim at `dim` (negative counts from the end of the result).
+    #[track_caller]
     pub fn unsqueeze(&self, dim: isize) -> Tensor {
         let d = normalize_dim(dim, self.dim() + 1);
         self.view_rec(
@@ -235,6 +251,7 @@ impl Tensor {
     }
 
     /// Contiguous tensor with the same elements (a copy only when not contiguous already).
+    #[track_caller]
     pub fn contiguous(&self) -> Tensor {
         if self.is_contiguous() {
             return self.clone();
@@ -249,6 +266,7 @@ impl Tensor {
     }
 
     /// A copy with its own storage (`clone()` in PyTorch; differentiable).
+    #[track_caller]
     pub fn copy(&self) -> Tensor {
         let out = Tensor::from_storage(self.storage().contiguous(self.layout()), self.shape());
         if !needs_grad(&[self]) {
@@ -261,6 +279,7 @@ impl Tensor {
 
     /// Zeros of `shape` with `g` written into the part `view` selects: the backward of slicing.
     /// Differentiable in `g` (its own backward slices again), so double backward works.
+    #[track_caller]
     fn embed_into(
         &self,
         shape: &[usize],
