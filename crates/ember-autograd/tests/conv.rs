@@ -301,6 +301,24 @@ proptest! {
     }
 }
 
+/// A 1×1 transposed convolution whose output padding (allowed by the dilation) makes the output
+/// larger than the input: the extra row and column hold only the bias, forward and backward.
+/// Found by `conv_transpose2d_gradcheck`; the kernel once read such an input as pointwise.
+#[test]
+fn pointwise_transposed_convolution_with_output_padding() {
+    let x = Tensor::from_slice(&[2.0f64, 3.0, 4.0, 5.0], [1, 1, 2, 2]).requires_grad_(true);
+    let w = Tensor::from_slice(&[1.5f64], [1, 1, 1, 1]).requires_grad_(true);
+    let b = Tensor::from_slice(&[0.25f64], [1]).requires_grad_(true);
+    let y = x.conv_transpose2d(&w, Some(&b), 1, 0, 1, 1, 2);
+    assert_eq!(y.shape(), &[1, 1, 3, 3]);
+    #[rustfmt::skip]
+    let want = [3.25, 4.75, 0.25, 6.25, 7.75, 0.25, 0.25, 0.25, 0.25];
+    assert_eq!(y.to_vec::<f64>(), want);
+    let f = |v: &[Tensor]| v[0].conv_transpose2d(&v[1], Some(&v[2]), 1, 0, 1, 1, 2);
+    check("conv_transpose2d pointwise", f, &[x.clone(), w.clone(), b.clone()]).unwrap();
+    check("conv_transpose2d pointwise double backward", grad_of_square(f), &[x, w, b]).unwrap();
+}
+
 // ----- strides, threads -----
 
 /// A channels-last input (a permuted view) gives the same values and gradients as its contiguous

@@ -90,9 +90,12 @@ impl Geom {
         self.n * self.cout * self.ohw() * self.k()
     }
 
-    /// A 1×1 kernel at stride 1 without padding reads the input as it is.
+    /// A 1×1 kernel at stride 1 without padding reads the input as it is, unless the output is
+    /// a different size (a transposed convolution's output padding makes the input larger).
     fn pointwise(&self) -> bool {
-        self.kh == 1
+        self.oh == self.h
+            && self.ow == self.w
+            && self.kh == 1
             && self.kw == 1
             && self.p.stride == [1, 1]
             && self.p.padding == [[0, 0], [0, 0]]
