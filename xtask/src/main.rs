@@ -7,6 +7,8 @@
 //! - `bench`: runs the crates' benchmarks, beside PyTorch's figures measured in the same session
 //!   when a PyTorch environment is available.
 
+#![warn(missing_docs)]
+
 mod bench;
 mod distributed;
 #[cfg(feature = "cuda")]

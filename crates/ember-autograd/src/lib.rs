@@ -12,6 +12,8 @@
 //! assert_eq!(x.grad().unwrap().to_vec::<f32>(), vec![2.0, 4.0, 6.0, 8.0]);
 //! ```
 
+#![warn(missing_docs)]
+
 mod display;
 mod engine;
 mod grad_mode;
@@ -39,6 +41,7 @@ pub use graph::{custom_op, Grads, Node};
 pub use hooks::RemovableHandle;
 pub use literal::TensorLiteral;
 pub use nested::{NestedData, RaggedError};
+pub use ops::indexer::{Ellipsis, IndexOp, NewAxis, Step, TensorIndexer};
 pub use ops::operand::{Operand, OperandRef};
 pub use ops::random::{get_rng_state, set_rng_state};
 pub use shape_arg::{IntoDims, IntoShape};

@@ -206,6 +206,7 @@ impl Tensor {
     }
 
     /// The size of one dimension (negative dims count from the end), as PyTorch's `size(d)`.
+    #[track_caller]
     pub fn size(&self, dim: isize) -> i64 {
         self.shape()[ember_kernels::shape::normalize_dim(dim, self.dim())] as i64
     }

@@ -315,8 +315,18 @@ fn pointwise_transposed_convolution_with_output_padding() {
     let want = [3.25, 4.75, 0.25, 6.25, 7.75, 0.25, 0.25, 0.25, 0.25];
     assert_eq!(y.to_vec::<f64>(), want);
     let f = |v: &[Tensor]| v[0].conv_transpose2d(&v[1], Some(&v[2]), 1, 0, 1, 1, 2);
-    check("conv_transpose2d pointwise", f, &[x.clone(), w.clone(), b.clone()]).unwrap();
-    check("conv_transpose2d pointwise double backward", grad_of_square(f), &[x, w, b]).unwrap();
+    check(
+        "conv_transpose2d pointwise",
+        f,
+        &[x.clone(), w.clone(), b.clone()],
+    )
+    .unwrap();
+    check(
+        "conv_transpose2d pointwise double backward",
+        grad_of_square(f),
+        &[x, w, b],
+    )
+    .unwrap();
 }
 
 // ----- strides, threads -----

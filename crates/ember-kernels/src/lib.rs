@@ -12,6 +12,7 @@
 //! assert_eq!(r.to_vec::<f32>(&Layout::contiguous(&[3, 2])), vec![1.5; 6]);
 //! ```
 
+#![warn(missing_docs)]
 // Kernel entry points take (storage, layout) pairs per operand, so long argument lists are the
 // honest shape of the API; indexing parallel per-operand arrays by dim reads best as index loops.
 #![allow(clippy::too_many_arguments, clippy::needless_range_loop)]

@@ -24,6 +24,7 @@ pub fn contiguous_strides(shape: &[usize]) -> Dims {
 
 /// Maps a possibly negative dim to `0..ndim`, panicking with PyTorch's message when out of range.
 /// A 0-dim tensor accepts dims -1 and 0, as in PyTorch.
+#[track_caller]
 pub fn normalize_dim(dim: isize, ndim: usize) -> usize {
     let n = ndim.max(1) as isize;
     if dim < -n || dim >= n {
@@ -41,6 +42,7 @@ pub fn normalize_dim(dim: isize, ndim: usize) -> usize {
 }
 
 /// Resolves a requested shape with at most one `-1` against `numel` elements, as `view`/`reshape`.
+#[track_caller]
 pub fn infer_shape(op: &str, requested: &[isize], numel_in: usize, from: &[usize]) -> Dims {
     let mut infer_at = None;
     let mut known = 1usize;

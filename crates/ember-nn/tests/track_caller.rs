@@ -3,7 +3,7 @@
 //!
 //! One test in its own binary: the panic hook is process-wide.
 
-use ember_autograd::{DType, Tensor};
+use ember_autograd::{DType, IndexOp, Tensor};
 use ember_nn::{self as nn, Loss, Module};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex;
@@ -74,9 +74,14 @@ fn panics_point_at_the_callers_line() {
     panics_here!(a.matmul(&b));
     panics_here!(a.mm(&d));
     panics_here!(a.t().view([6]));
-    // Not yet: checks that panic inside ember-kernels' shape helpers (`normalize_dim` for a dim
-    // out of range, `infer_shape` for a bad `view` size) report their own line until those
-    // helpers carry `#[track_caller]` too.
+    // Checks inside ember-kernels' shape helpers: a dim out of range, a bad view size
+    panics_here!(a.sum_dim([5isize], false));
+    panics_here!(a.transpose(0, 2));
+    panics_here!(a.view([4, -1]));
+    panics_here!(a.reshape([7]));
+    // Indexing
+    panics_here!(a.i((0, 3)));
+    panics_here!(a.i((0, 0, 0)));
     panics_here!(a.requires_grad_(true).copy().resize_([1]));
     panics_here!(Tensor::from(vec![vec![1.0f32, 2.0], vec![3.0]]));
     panics_here!(Tensor::ones([2]).to_dtype(DType::I64).requires_grad_(true));

@@ -26,6 +26,8 @@
 //! assert!(w.to_vec::<f32>()[0] < 1.0);
 //! ```
 
+#![warn(missing_docs)]
+
 mod adagrad;
 mod adam;
 pub mod clip;

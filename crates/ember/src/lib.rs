@@ -16,11 +16,13 @@
 //! }
 //! ```
 
+#![warn(missing_docs)]
+
 pub use ember_autograd::{
     autograd, custom_op, default_generator, get_rng_state, grad_mode, gradcheck, initial_seed, io,
     is_grad_enabled, manual_seed, no_grad, set_grad_enabled, set_rng_state, tensor, AdaptiveSize,
-    DType, Device, Generator, GradModeGuard, IntOrPair, NestedData, Operand, OperandRef, Padding,
-    RaggedError, Scalar, Tensor,
+    DType, Device, Ellipsis, Generator, GradModeGuard, IndexOp, IntOrPair, NestedData, NewAxis,
+    Operand, OperandRef, Padding, RaggedError, Scalar, Step, Tensor, TensorIndexer,
 };
 
 /// Neural-network building blocks (`torch.nn`).
@@ -74,3 +76,9 @@ pub mod cuda {
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The tutorial for PyTorch users (`docs/tutorial.md`), every lesson compiled and run as a
+/// doctest.
+#[doc = include_str!("../../../docs/tutorial.md")]
+#[cfg(doctest)]
+pub struct TutorialDoctests;

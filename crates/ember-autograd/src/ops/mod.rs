@@ -7,6 +7,7 @@ mod create;
 pub(crate) mod elementwise;
 mod fused_optim;
 pub(crate) mod index;
+pub(crate) mod indexer;
 mod inplace;
 mod loss;
 mod matmul;

@@ -14,7 +14,11 @@ use smallvec::{smallvec, SmallVec};
 /// Normalised, sorted, deduplicated dims (all dims for an empty list).
 #[track_caller]
 fn norm_dims(dims: &[isize], ndim: usize) -> SmallVec<[usize; 6]> {
-    let mut d: SmallVec<[usize; 6]> = dims.iter().map(|&x| normalize_dim(x, ndim)).collect();
+    // A loop, not a closure: a closure would hide the caller's line from `normalize_dim`.
+    let mut d: SmallVec<[usize; 6]> = SmallVec::new();
+    for &x in dims {
+        d.push(normalize_dim(x, ndim));
+    }
     d.sort_unstable();
     d.dedup();
     if d.is_empty() || ndim == 0 {

@@ -118,11 +118,11 @@ impl Tensor {
     /// Reorders dims: output dim `i` is input dim `dims[i]`.
     #[track_caller]
     pub fn permute(&self, dims: impl IntoShape) -> Tensor {
-        let d: Vec<usize> = dims
-            .to_isizes()
-            .iter()
-            .map(|&x| normalize_dim(x, self.dim()))
-            .collect();
+        // A loop, not a closure: a closure would hide the caller's line from `normalize_dim`.
+        let mut d = Vec::new();
+        for x in dims.to_isizes() {
+            d.push(normalize_dim(x, self.dim()));
+        }
         let mut inv = vec![0isize; d.len()];
         for (i, &x) in d.iter().enumerate() {
             if x < inv.len() {
