@@ -211,10 +211,13 @@ pub trait Float:
     fn powf(self, p: Self) -> Self;
     /// e^x - 1
     fn exp_m1(self) -> Self;
+    /// `if take { a } else { b }` without a branch, for data-dependent choices a predictor
+    /// would miss half the time (max pooling's running maximum).
+    fn select(take: bool, a: Self, b: Self) -> Self;
 }
 
 macro_rules! float_num {
-    ($t:ty, $erf:path) => {
+    ($t:ty, $bits:ty, $erf:path) => {
         impl Num for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -328,11 +331,16 @@ macro_rules! float_num {
             fn exp_m1(self) -> Self {
                 <$t>::exp_m1(self)
             }
+            #[inline(always)]
+            fn select(take: bool, a: Self, b: Self) -> Self {
+                let m = (take as $bits).wrapping_neg();
+                <$t>::from_bits((a.to_bits() & m) | (b.to_bits() & !m))
+            }
         }
     };
 }
-float_num!(f32, libm::erff);
-float_num!(f64, libm::erf);
+float_num!(f32, u32, libm::erff);
+float_num!(f64, u64, libm::erf);
 
 /// The scalar function of a float-only unary op.
 #[inline(always)]

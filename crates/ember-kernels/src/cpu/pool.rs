@@ -11,6 +11,7 @@
 use super::buffer::Buffer;
 use super::num::Float;
 use super::par::POOL_GRAIN;
+use super::softmax::multiversion;
 use super::{CpuElement, CpuStorage};
 use crate::conv::{AvgDivisor, PoolWindows, Taps};
 use crate::layout::Layout;
@@ -73,30 +74,48 @@ fn max_pool<T: Float + CpuElement + Send + Sync>(
     let planes = sh[0] * c;
     let s = strides4(lx);
     let taps = all_taps(w, out, hw_in);
+    let interior = Interior::of(w, &taps[1], s[3]);
     let mut vals = Buffer::<T>::uninit(planes * ohw);
     let mut idx = Buffer::<i64>::uninit(planes * ohw);
     let one = |p: usize, v: &mut [T], ix: &mut [i64]| {
         let base = plane_base(lx, &s, p, c);
         for (oh, th) in taps[0].iter().enumerate() {
+            let (v, ix) = (
+                &mut v[oh * out[1]..(oh + 1) * out[1]],
+                &mut ix[oh * out[1]..(oh + 1) * out[1]],
+            );
+            v.fill(T::of(f64::NEG_INFINITY));
             for (ow, tw) in taps[1].iter().enumerate() {
-                let mut best = T::of(f64::NEG_INFINITY);
-                let mut at = (th.start * hw_in[1] + tw.start) as i64;
-                let mut ih = th.start;
-                while ih < th.end {
-                    let row = base + ih * s[2];
-                    let mut iw = tw.start;
-                    while iw < tw.end {
-                        let val = x[row + iw * s[3]];
-                        if val > best || T::is_nan(val) {
-                            best = val;
-                            at = (ih * hw_in[1] + iw) as i64;
-                        }
-                        iw += tw.step;
+                ix[ow] = (th.start * hw_in[1] + tw.start) as i64;
+            }
+            // Row by row of the windows, so each input row is read once per output row and the
+            // running maxima stay in the output slices.
+            let mut ih = th.start;
+            while ih < th.end {
+                let row = base + ih * s[2];
+                let flat = (ih * hw_in[1]) as i64;
+                let done = interior.map_or(0..0, |int| int.run(x, row, flat, v, ix));
+                for (ow, tw) in taps[1].iter().enumerate() {
+                    if done.contains(&ow) {
+                        continue;
                     }
-                    ih += th.step;
+                    let (mut best, mut at) = (v[ow], ix[ow]);
+                    if s[3] == 1 && tw.step == 1 {
+                        // Contiguous taps: one bounds check for the window.
+                        let taps_row = &x[row + tw.start..row + tw.end.max(tw.start)];
+                        for (k, &val) in taps_row.iter().enumerate() {
+                            (best, at) = pick(val, best, flat + (tw.start + k) as i64, at);
+                        }
+                    } else {
+                        let mut iw = tw.start;
+                        while iw < tw.end {
+                            (best, at) = pick(x[row + iw * s[3]], best, flat + iw as i64, at);
+                            iw += tw.step;
+                        }
+                    }
+                    (v[ow], ix[ow]) = (best, at);
                 }
-                v[oh * out[1] + ow] = best;
-                ix[oh * out[1] + ow] = at;
+                ih += th.step;
             }
         }
     };
@@ -114,6 +133,117 @@ fn max_pool<T: Float + CpuElement + Send + Sync>(
         }
     }
     (vals, idx)
+}
+
+/// The outputs along W whose windows lie wholly inside a contiguous input row (no padding, no
+/// clipping): there window `ow` reads `ow·stride + k·dilation - padding` for every tap `k`, so
+/// the taps can be taken one `k` at a time across all those outputs — independent lanes the
+/// compiler vectorises — instead of one window at a time.
+#[derive(Clone, Copy)]
+struct Interior {
+    outputs: (usize, usize),
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    padding: usize,
+}
+
+impl Interior {
+    fn of(w: &PoolWindows, taps_w: &[Taps], stride_w: usize) -> Option<Interior> {
+        let PoolWindows::Sliding(p) = w else {
+            return None;
+        };
+        let (kernel, stride, dilation, padding) =
+            (p.kernel[1], p.stride[1], p.dilation[1], p.padding[1]);
+        if stride_w != 1 && taps_w.len() > 1 {
+            return None;
+        }
+        let whole = |ow: usize, t: &Taps| t.count() == kernel && t.start + padding == ow * stride;
+        let lo = taps_w.iter().enumerate().position(|(o, t)| whole(o, t))?;
+        let n = taps_w[lo..]
+            .iter()
+            .enumerate()
+            .take_while(|(j, t)| whole(lo + j, t))
+            .count();
+        (n >= 4).then_some(Interior {
+            outputs: (lo, lo + n),
+            kernel,
+            stride,
+            dilation,
+            padding,
+        })
+    }
+
+    /// Folds this row's taps of the interior outputs into their running maxima `v`/`ix`; returns
+    /// the outputs it covered. `row` is the row's first element in `x`, `flat` its `h·W`.
+    fn run<T: Float>(
+        &self,
+        x: &[T],
+        row: usize,
+        flat: i64,
+        v: &mut [T],
+        ix: &mut [i64],
+    ) -> std::ops::Range<usize> {
+        interior_row(self, x, row, flat, v, ix);
+        self.outputs.0..self.outputs.1
+    }
+}
+
+multiversion!(fn interior_row<T: Float>(int: &Interior, x: &[T], row: usize, flat: i64, v: &mut [T], ix: &mut [i64]) => interior_row_impl);
+
+#[inline(always)]
+fn interior_row_impl<T: Float, const AVX2: bool>(
+    int: &Interior,
+    x: &[T],
+    row: usize,
+    flat: i64,
+    v: &mut [T],
+    ix: &mut [i64],
+) {
+    let (lo, hi) = int.outputs;
+    let n = hi - lo;
+    let (v, ix) = (&mut v[lo..hi], &mut ix[lo..hi]);
+    for k in 0..int.kernel {
+        // The first tap read, relative to the row; `Interior::of` made it non-negative.
+        let first = row + lo * int.stride + k * int.dilation - int.padding;
+        let at0 = flat + (first - row) as i64;
+        // Whole chunks of `stride` elements (the last may reach past the row, never past `x`)
+        // with a compile-time stride, so the loads vectorise.
+        let whole = first + n * int.stride <= x.len();
+        match int.stride {
+            1 => fold::<T, 1>(&x[first..first + n], at0, v, ix),
+            2 if whole => fold::<T, 2>(&x[first..first + 2 * n], at0, v, ix),
+            3 if whole => fold::<T, 3>(&x[first..first + 3 * n], at0, v, ix),
+            s => {
+                for (j, (b, a)) in v.iter_mut().zip(ix.iter_mut()).enumerate() {
+                    (*b, *a) = pick(x[first + j * s], *b, at0 + (j * s) as i64, *a);
+                }
+            }
+        }
+    }
+}
+
+/// One tap of every interior window: window `j` reads `taps[j·S]`.
+#[inline(always)]
+fn fold<T: Float, const S: usize>(taps: &[T], at0: i64, v: &mut [T], ix: &mut [i64]) {
+    for (j, ((b, a), c)) in v
+        .iter_mut()
+        .zip(ix.iter_mut())
+        .zip(taps.chunks_exact(S))
+        .enumerate()
+    {
+        (*b, *a) = pick(c[0], *b, at0 + (j * S) as i64, *a);
+    }
+}
+
+/// The running maximum after reading `val` at `idx`: PyTorch's rule (`val > best` or `val` is
+/// NaN) written with bit masks rather than a branch: which value wins is data-dependent, and a
+/// mispredicted branch on half the elements cost 3× the whole kernel.
+#[inline(always)]
+fn pick<T: Float>(val: T, best: T, idx: i64, at: i64) -> (T, i64) {
+    let take = (val > best) | T::is_nan(val);
+    let m = -(take as i64);
+    (T::select(take, val, best), (idx & m) | (at & !m))
 }
 
 fn max_pool_backward<T: Float + CpuElement + Send + Sync>(
