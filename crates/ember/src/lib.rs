@@ -53,6 +53,22 @@ pub mod distributed {
     pub use ember_distributed::*;
 }
 
+/// The host memory cache: large CPU buffers freed by tensors are kept by size class for reuse
+/// (a fresh large allocation page-faults on first write). As `torch.cuda` does for device
+/// memory: statistics, and [`cpu::empty_cache`] to give the cached memory back.
+///
+/// ```
+/// let x = ember::Tensor::zeros([1024, 1024]);
+/// drop(x);
+/// ember::cpu::empty_cache();
+/// assert_eq!(ember::cpu::memory_stats().cached_bytes, 0);
+/// ```
+pub mod cpu {
+    pub use ember_kernels::cpu::buffer::{
+        empty_cache, memory_stats, reset_peak_memory_stats, HostMemoryStats,
+    };
+}
+
 /// CUDA devices (`torch.cuda`): whether one can be used, the caching allocator's statistics,
 /// synchronisation and the TF32 setting. Tensors move with `x.to_device(Device::Cuda(0))` /
 /// `x.cuda()`, models with `model.to(Device::Cuda(0))`. Without the cargo feature `cuda`,
