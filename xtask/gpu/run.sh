@@ -32,6 +32,8 @@ export RUST_BACKTRACE=1
   done
   echo "== Ember GPU benchmarks"
   timeout 120 "$HERE/bin/xtask" gpu-bench 2>&1
+  echo "== Ember MNIST MLP epoch on the GPU (bench-mnist --device cuda: data on the device)"
+  timeout 180 "$HERE/bin/xtask" bench-mnist --device cuda --data "$REPO/datasets/mnist" 2>&1
   echo "== PyTorch GPU benchmarks"
   timeout 120 python3 "$HERE/pytorch_gpu.py" 2>&1
   echo "== test binaries failing: $fails"

@@ -1,6 +1,6 @@
 //! `cargo xtask bench-mnist` and `cargo xtask bench`.
 
-use crate::train::{evaluate, mlp, ModelKind, MEAN, STD};
+use crate::train::{evaluate, mlp, mnist_on, parse_device, ModelKind, MEAN, STD};
 use anyhow::{bail, Context, Result};
 use ember::data::{DataLoader, Mnist};
 use ember::nn::{self, Module};
@@ -18,7 +18,7 @@ pub struct BenchMnistArgs {
     /// Write one JSON object with the figures to this file.
     #[arg(long)]
     metrics: Option<PathBuf>,
-    /// `cpu` (the only device so far).
+    /// `cpu` or `cuda` (a build with `--features cuda` on a machine with a GPU).
     #[arg(long, default_value = "cpu")]
     device: String,
     /// PyTorch's seconds per epoch measured in this session, to print the ratio (otherwise read
@@ -48,18 +48,14 @@ fn torch_figure(pointer: &str) -> Option<f64> {
 /// One epoch of the default training (batch 64, shuffled, through DataLoader) and the test pass,
 /// timed in-process after a warm-up epoch.
 pub fn bench_mnist(args: BenchMnistArgs) -> Result<()> {
-    if args.device != "cpu" {
-        bail!(
-            "bench-mnist --device {}: only cpu is available in this build",
-            args.device
-        );
-    }
-    let train = Mnist::train(&args.data)?.normalize(MEAN, STD);
-    let test = Mnist::test(&args.data)?.normalize(MEAN, STD);
+    let device = parse_device(&args.device)?;
+    let train = mnist_on(device, Mnist::train(&args.data)?.normalize(MEAN, STD));
+    let test = mnist_on(device, Mnist::test(&args.data)?.normalize(MEAN, STD));
     let loader = DataLoader::new(train, 64).shuffle(true).seed(0);
     let test_loader = DataLoader::new(test, 1000);
     ember::manual_seed(0);
-    let model = mlp();
+    let mut model = mlp();
+    model.to(device);
     let mut opt = SGD::new(model.parameters(), 0.01).momentum(0.9);
     let criterion = nn::CrossEntropyLoss::new();
     let mut epoch = || {

@@ -4,8 +4,9 @@
 //! prints and writes files, which samples it trains on, and how its model is wrapped. Without
 //! `--distributed` it is a job of one process and changes nothing.
 
+use crate::train::MnistSet;
 use anyhow::{bail, Context, Result};
-use ember::data::{DataLoader, Mnist};
+use ember::data::DataLoader;
 use ember::nn;
 use ember::Tensor;
 use std::path::PathBuf;
@@ -136,7 +137,7 @@ impl Dist {
     /// The training loader: shuffled from `seed`; when distributed, this rank's shard of each
     /// epoch (`DistributedSampler`) in batches of `batch / world_size`, so that the global
     /// batch stays `batch`.
-    pub fn loader(&self, train: Mnist, batch: usize, seed: u64) -> Result<DataLoader<Mnist>> {
+    pub fn loader(&self, train: MnistSet, batch: usize, seed: u64) -> Result<DataLoader<MnistSet>> {
         let n = self.world_size();
         if n == 1 {
             return Ok(DataLoader::new(train, batch).shuffle(true).seed(seed));

@@ -9,6 +9,7 @@ use ember::{no_grad, Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Options of `train-mnist`.
@@ -245,16 +246,30 @@ impl Schedule {
     }
 }
 
-fn parse_device(name: &str) -> Result<Device> {
+/// `--device cpu|cuda`; CUDA only where a device can be used (the reason otherwise).
+pub fn parse_device(name: &str) -> Result<Device> {
     match name {
         "cpu" => Ok(Device::Cpu),
-        "cuda" => {
-            if !ember::cuda::is_available() {
-                bail!("--device cuda: no CUDA device is available (this build of Ember has no CUDA backend yet; use --device cpu)");
-            }
-            Ok(Device::Cuda(0))
-        }
+        "cuda" => match ember::cuda::unavailable_reason() {
+            None => Ok(Device::Cuda(0)),
+            Some(why) => bail!(
+                "--device cuda: no CUDA device is available ({why}; build xtask with `--features cuda`, or use --device cpu)"
+            ),
+        },
         other => bail!("--device must be cpu or cuda, got '{other}'"),
+    }
+}
+
+/// MNIST as the training loop reads it: on the CPU the host dataset (its batches converted
+/// straight into the batch buffer), on a GPU the images uploaded once and every batch gathered
+/// and normalised there.
+pub type MnistSet = Arc<dyn Dataset<Sample = (Tensor, Tensor)>>;
+
+/// `mnist` for a loop running on `device`.
+pub fn mnist_on(device: Device, mnist: Mnist) -> MnistSet {
+    match device {
+        Device::Cpu => Arc::new(mnist),
+        _ => Arc::new(mnist.to_device(device)),
     }
 }
 
@@ -264,7 +279,11 @@ pub const MEAN: f32 = 0.1307;
 pub const STD: f32 = 0.3081;
 
 /// Mean loss and accuracy of `model` on `loader`'s batches, without recording a graph.
-pub fn evaluate(model: &nn::Sequential, kind: ModelKind, loader: &DataLoader<Mnist>) -> (f64, f64) {
+pub fn evaluate(
+    model: &nn::Sequential,
+    kind: ModelKind,
+    loader: &DataLoader<MnistSet>,
+) -> (f64, f64) {
     let _g = no_grad();
     let criterion = nn::CrossEntropyLoss::new().reduction(nn::Reduction::Sum);
     let (mut loss, mut correct, mut n) = (0.0, 0usize, 0usize);
@@ -312,8 +331,8 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
             println!("{s}");
         }
     };
-    let train = Mnist::train(&args.data)?.normalize(MEAN, STD);
-    let test = Mnist::test(&args.data)?.normalize(MEAN, STD);
+    let train = mnist_on(device, Mnist::train(&args.data)?.normalize(MEAN, STD));
+    let test = mnist_on(device, Mnist::test(&args.data)?.normalize(MEAN, STD));
     let loader = dist.loader(train, args.batch_size, args.seed)?;
     let test_loader = DataLoader::new(test, 1000);
 

@@ -33,6 +33,7 @@ mod error;
 pub mod idx;
 mod loader;
 mod mnist;
+mod mnist_device;
 pub mod sampler;
 pub mod transforms;
 
@@ -42,6 +43,7 @@ pub use dataset::{
 pub use error::DataError;
 pub use loader::{DataLoader, Iter, DEFAULT_PREFETCH};
 pub use mnist::Mnist;
+pub use mnist_device::MnistOnDevice;
 pub use sampler::{
     DistributedSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
     WeightedRandomSampler,

@@ -232,6 +232,16 @@ impl Mnist {
         &self.images[i * n..(i + 1) * n]
     }
 
+    /// Every image's raw pixels, one image after the other.
+    pub(crate) fn all_image_bytes(&self) -> &[u8] {
+        &self.images
+    }
+
+    /// How the transform chain turns a pixel byte into a float.
+    pub(crate) fn plan(&self) -> &PixelPlan {
+        &self.plan
+    }
+
     /// All labels, one byte each (`MNIST.targets`).
     pub fn labels(&self) -> &[u8] {
         &self.labels

@@ -17,12 +17,22 @@ macro_rules! test_device {
             #[test]
             fn cuda() {
                 match ember::cuda::unavailable_reason() {
-                    None => super::$body(ember::Device::Cuda(0)),
+                    None => {
+                        let _one_at_a_time = super::device_lock();
+                        super::$body(ember::Device::Cuda(0))
+                    }
                     Some(why) => eprintln!("{}::cuda skipped: {why}", stringify!($name)),
                 }
             }
         }
     };
+}
+
+/// Held by every test while it uses the CUDA device: the allocator's counters are per process,
+/// so a test that counts driver allocations must not see another test's.
+fn device_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn close(what: &str, a: &Tensor, b: &Tensor, tol: f64) {
@@ -125,8 +135,58 @@ fn seeded_draws(device: Device) {
 }
 test_device!(random_follows_the_seed, seeded_draws);
 
+/// MNIST on a device: the pixels uploaded once, each shuffled batch gathered and normalised
+/// there, equal to the host dataset's batches bit for bit; a few training steps on them end
+/// where the same steps on the CPU end.
+fn mnist_on_device(device: Device) {
+    use ember::data::{DataLoader, Mnist};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../datasets/mnist");
+    let host = Mnist::test(dir).unwrap().normalize(0.1307, 0.3081);
+    let on_device = host.to_device(device);
+    let a = DataLoader::new(host, 64).shuffle(true).seed(3);
+    let b = DataLoader::new(on_device, 64).shuffle(true).seed(3);
+    let (want, got) = (mnist_steps(&a, Device::Cpu), mnist_steps(&b, device));
+    for ((x, l, loss), (y, m, loss_d)) in want.iter().zip(&got) {
+        let bits =
+            |t: &Tensor| -> Vec<u32> { t.to_vec::<f32>().iter().map(|v| v.to_bits()).collect() };
+        assert_eq!(bits(x), bits(y), "pixels");
+        assert_eq!(l.to_vec::<i64>(), m.to_vec::<i64>(), "labels");
+        assert!(
+            (loss - loss_d).abs() <= 1e-4 * (1.0 + loss.abs()),
+            "loss {loss} vs {loss_d}"
+        );
+    }
+}
+test_device!(mnist_batches_on_the_device, mnist_on_device);
+
+/// Three SGD steps of a small MLP on `loader`'s first batches: each batch (on the CPU) and loss.
+fn mnist_steps<D>(loader: &ember::data::DataLoader<D>, device: Device) -> Vec<(Tensor, Tensor, f64)>
+where
+    D: ember::data::Dataset<Sample = (Tensor, Tensor)> + 'static,
+{
+    ember::manual_seed(0);
+    let mut model = nn::Sequential::new()
+        .add(nn::Flatten::new())
+        .add(nn::Linear::new(784, 32))
+        .add(nn::ReLU)
+        .add(nn::Linear::new(32, 10));
+    model.to(device);
+    let mut opt = SGD::new(model.parameters(), 0.05);
+    let mut batches = Vec::new();
+    for (images, labels) in loader.into_iter().take(3) {
+        assert_eq!((images.device(), labels.device()), (device, device));
+        opt.zero_grad();
+        let loss = nn::CrossEntropyLoss::new().forward(&model.forward(&images), &labels);
+        loss.backward();
+        opt.step();
+        batches.push((images.cpu(), labels.cpu(), loss.item()));
+    }
+    batches
+}
+
 #[test]
 fn cuda_request_is_clear_or_works() {
+    let _one_at_a_time = device_lock();
     let r = std::panic::catch_unwind(|| Tensor::ones([2]).cuda().sum().item());
     match (ember::cuda::is_available(), r) {
         (true, Ok(v)) => assert_eq!(v, 2.0),
@@ -151,6 +211,7 @@ fn mixed_devices_name_both() {
         );
         return;
     }
+    let _one_at_a_time = device_lock();
     let r = std::panic::catch_unwind(|| &Tensor::ones([2]) + &Tensor::ones([2]).cuda());
     let e = r.expect_err("adding a CPU and a CUDA tensor must panic");
     let msg = e.downcast_ref::<String>().cloned().unwrap_or_default();
@@ -164,6 +225,7 @@ fn allocator_reuses_memory_after_warm_up() {
         eprintln!("allocator_reuses_memory_after_warm_up skipped: no usable GPU");
         return;
     }
+    let _one_at_a_time = device_lock();
     let x = Tensor::randn([256, 256]).cuda();
     let step = || {
         let _g = ember::no_grad();
