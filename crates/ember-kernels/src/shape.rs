@@ -1,6 +1,7 @@
 //! Shape arithmetic shared by every backend: dimension lists, negative-dim normalisation,
 //! `-1` inference and broadcasting.
 
+use crate::layout::Layout;
 use smallvec::SmallVec;
 
 /// A small inline list of sizes or strides: tensors rarely have more than six dims.
@@ -152,6 +153,46 @@ pub fn cat_shape(parts: &[&[usize]], dim: usize) -> Dims {
         out[dim] += s[dim];
     }
     out
+}
+
+/// Panics unless `dim` is a dim of `shape` (a 0-dim shape has dim 0), naming `op`: the index
+/// ops' check, shared by every backend.
+#[track_caller]
+pub fn check_dim(op: &str, dim: usize, shape: &[usize]) {
+    if dim >= shape.len().max(1) {
+        panic!("{op}: dim {dim} out of range for a tensor of shape {shape:?}");
+    }
+}
+
+/// A 0-dim layout as 1-D of size 1 (PyTorch treats a scalar's dim 0 that way in gather/scatter).
+pub fn at_least_1d(l: &Layout) -> Layout {
+    if l.ndim() == 0 {
+        l.unsqueeze(0)
+    } else {
+        l.clone()
+    }
+}
+
+/// Checks the index/self/src shapes of gather and scatter as PyTorch does (every backend).
+#[track_caller]
+pub fn check_index_shapes(op: &str, dim: usize, l: &Layout, li: &Layout, ls: Option<&Layout>) {
+    let (s, si) = (l.shape(), li.shape());
+    if s.len() != si.len() {
+        panic!(
+            "{op}: Index tensor must have the same number of dimensions as self tensor (index shape {si:?}, self shape {s:?})"
+        );
+    }
+    for d in 0..s.len() {
+        if d != dim && si[d] > s[d] {
+            panic!("{op}: Size does not match at dimension {d}: expected index {si:?} to be no larger than self {s:?} apart from dimension {dim}");
+        }
+    }
+    if let Some(ls) = ls {
+        let ss = ls.shape();
+        if ss.len() != si.len() || si.iter().zip(ss).any(|(a, b)| a > b) {
+            panic!("{op}: Expected index {si:?} to be no larger than src {ss:?}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use super::{Buffer, CpuElement, CpuStorage};
 use crate::cpu_dispatch;
 use crate::dtype::{DType, Element, Scalar};
 use crate::layout::Layout;
-use crate::shape::{numel, Dims};
+use crate::shape::{at_least_1d, check_dim, check_index_shapes, numel, Dims};
 use rayon::prelude::*;
 
 /// Runs `$body` with `$v` bound to the typed slice of an integer index storage `$s`.
@@ -146,21 +146,6 @@ fn copy_into<T: Copy + Send + Sync>(dst: &mut [T], src: &[T], l: &Layout) {
     });
 }
 
-fn check_dim(op: &str, dim: usize, shape: &[usize]) {
-    if dim >= shape.len().max(1) {
-        panic!("{op}: dim {dim} out of range for a tensor of shape {shape:?}");
-    }
-}
-
-/// A 0-dim layout as 1-D of size 1 (PyTorch treats a scalar's dim 0 that way in gather/scatter).
-fn at_least_1d(l: &Layout) -> Layout {
-    if l.ndim() == 0 {
-        l.unsqueeze(0)
-    } else {
-        l.clone()
-    }
-}
-
 fn index_select_typed<T: CpuElement>(
     src: &[T],
     l: &Layout,
@@ -226,27 +211,6 @@ fn gather_typed<T: CpuElement, I: CpuElement>(
         });
     });
     out
-}
-
-/// Checks the index/self/src shapes of gather and scatter as PyTorch does.
-fn check_index_shapes(op: &str, dim: usize, l: &Layout, li: &Layout, ls: Option<&Layout>) {
-    let (s, si) = (l.shape(), li.shape());
-    if s.len() != si.len() {
-        panic!(
-            "{op}: Index tensor must have the same number of dimensions as self tensor (index shape {si:?}, self shape {s:?})"
-        );
-    }
-    for d in 0..s.len() {
-        if d != dim && si[d] > s[d] {
-            panic!("{op}: Size does not match at dimension {d}: expected index {si:?} to be no larger than self {s:?} apart from dimension {dim}");
-        }
-    }
-    if let Some(ls) = ls {
-        let ss = ls.shape();
-        if ss.len() != si.len() || si.iter().zip(ss).any(|(a, b)| a > b) {
-            panic!("{op}: Expected index {si:?} to be no larger than src {ss:?}");
-        }
-    }
 }
 
 #[allow(clippy::too_many_arguments)]

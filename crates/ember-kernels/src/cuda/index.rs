@@ -11,21 +11,7 @@ use super::storage::{
 use crate::cuda_args;
 use crate::dtype::{DType, Scalar};
 use crate::layout::Layout;
-
-fn check_dim(op: &str, dim: usize, shape: &[usize]) {
-    if dim >= shape.len().max(1) {
-        panic!("{op}: dim {dim} out of range for a tensor of shape {shape:?}");
-    }
-}
-
-/// A 0-dim layout as 1-D of size 1 (PyTorch treats a scalar's dim 0 that way).
-fn at_least_1d(l: &Layout) -> Layout {
-    if l.ndim() == 0 {
-        l.unsqueeze(0)
-    } else {
-        l.clone()
-    }
-}
+use crate::shape::{at_least_1d, check_dim, check_index_shapes};
 
 fn check_index_dtype(op: &str, index: &CudaStorage) {
     if !matches!(index.dtype(), DType::I64 | DType::U8) {
@@ -33,27 +19,6 @@ fn check_index_dtype(op: &str, index: &CudaStorage) {
             "{op}(): Expected dtype int64 for index, got {}",
             index.dtype()
         );
-    }
-}
-
-/// Checks the index/self/src shapes of gather and scatter as PyTorch does.
-fn check_index_shapes(op: &str, dim: usize, l: &Layout, li: &Layout, ls: Option<&Layout>) {
-    let (s, si) = (l.shape(), li.shape());
-    if s.len() != si.len() {
-        panic!(
-            "{op}: Index tensor must have the same number of dimensions as self tensor (index shape {si:?}, self shape {s:?})"
-        );
-    }
-    for d in 0..s.len() {
-        if d != dim && si[d] > s[d] {
-            panic!("{op}: Size does not match at dimension {d}: expected index {si:?} to be no larger than self {s:?} apart from dimension {dim}");
-        }
-    }
-    if let Some(ls) = ls {
-        let ss = ls.shape();
-        if ss.len() != si.len() || si.iter().zip(ss).any(|(a, b)| a > b) {
-            panic!("{op}: Expected index {si:?} to be no larger than src {ss:?}");
-        }
     }
 }
 
