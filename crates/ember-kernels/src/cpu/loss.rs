@@ -7,8 +7,9 @@
 use super::map::map;
 use super::num::Float;
 use super::par::{n_chunks, ELEMENTWISE_GRAIN};
-use super::reduce::lanes_fold;
-use super::softmax::{multiversion, SoftFloat};
+use super::simd::lanes_fold;
+use super::simd::multiversion;
+use super::softmax::SoftFloat;
 use super::{Buffer, CpuElement, CpuStorage};
 use crate::dtype::DType;
 use crate::layout::Layout;

@@ -16,6 +16,7 @@ pub mod optim;
 pub mod pool;
 pub mod random;
 pub mod reduce;
+pub(crate) mod simd;
 pub mod softmax;
 
 pub use buffer::{Buffer, PoolElement};

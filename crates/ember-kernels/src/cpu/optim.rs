@@ -9,6 +9,7 @@
 use super::map::{map, zip_inplace};
 use super::num::Float;
 use super::par::{n_chunks, ELEMENTWISE_GRAIN};
+use super::simd::with_avx2;
 use super::{CpuElement, CpuStorage};
 use crate::layout::Layout;
 use crate::optim::{AdagradStep, AdamStep, RmspropStep, SgdStep};
@@ -29,27 +30,6 @@ fn split_states<'a, T, const K: usize>(
         }
     }
     (l, r)
-}
-
-/// Runs `$imp::<generics>(args)` compiled for AVX2 where the CPU has it (8-wide vectors), else
-/// for the baseline target. The update loops are `#[inline(always)]` into a `target_feature`
-/// function; Rust never contracts `a * b + c` into an FMA, so both builds give the same bits.
-macro_rules! with_avx2 {
-    ($imp:ident::<$($g:ident),*>[$($gd:tt)*]($($a:ident: $t:ty),*)) => {
-        with_avx2!($imp::<$($g),*>[$($gd)*]($($a: $t),*) -> ())
-    };
-    ($imp:ident::<$($g:ident),*>[$($gd:tt)*]($($a:ident: $t:ty),*) -> $ret:ty) => {{
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            #[target_feature(enable = "avx2")]
-            unsafe fn avx2<$($gd)*>($($a: $t),*) -> $ret {
-                $imp::<$($g),*>($($a),*)
-            }
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { avx2::<$($g),*>($($a),*) };
-        }
-        $imp::<$($g),*>($($a),*)
-    }};
 }
 
 fn fused_rec<T: Send + Sync, const K: usize, F>(

@@ -11,7 +11,7 @@
 use super::buffer::Buffer;
 use super::num::Float;
 use super::par::POOL_GRAIN;
-use super::softmax::multiversion;
+use super::simd::multiversion;
 use super::{CpuElement, CpuStorage};
 use crate::conv::{AvgDivisor, PoolWindows, Taps};
 use crate::layout::Layout;

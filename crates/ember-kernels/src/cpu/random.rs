@@ -7,7 +7,7 @@
 use super::buffer::Buffer;
 use super::map::map;
 use super::par::{for_each_chunk_mut, ELEMENTWISE_GRAIN, NORMAL_GRAIN};
-use super::softmax::multiversion;
+use super::simd::multiversion;
 use super::{CpuElement, CpuStorage};
 use crate::cpu_dispatch_float;
 use crate::dtype::DType;

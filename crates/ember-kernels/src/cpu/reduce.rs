@@ -13,7 +13,7 @@ use super::buffer::{Buffer, PoolElement};
 use super::map::map;
 use super::num::Num;
 use super::par::{n_chunks, REDUCE_GRAIN};
-use super::softmax::{exp_f32, multiversion, Pick};
+use super::simd::{exp_f32, lanes_fold, multiversion, Pick, L};
 use super::{CpuElement, CpuStorage};
 use crate::dtype::{DType, Element};
 use crate::layout::Layout;
@@ -23,9 +23,6 @@ use crate::shape::{contiguous_strides, Dims};
 use rayon::prelude::*;
 use smallvec::SmallVec;
 use std::marker::PhantomData;
-
-/// Lanes of the vectorised inner loops: enough independent accumulators to hide add latency.
-const L: usize = 16;
 
 /// One dim of a reduction plan: its size, input stride and output stride (0 when reduced).
 #[derive(Clone, Copy, Debug)]
@@ -132,37 +129,6 @@ trait Reducer: Sync {
             *a = self.step::<F>(*a, x, c);
         }
     }
-}
-
-/// Folds `xs` with `f` into `L` independent lanes (so the loop vectorises), then combines the
-/// lanes pairwise with `g`.
-#[inline(always)]
-pub(crate) fn lanes_fold<A: Copy, X: Copy>(
-    xs: &[X],
-    init: A,
-    f: impl Fn(A, X) -> A,
-    g: impl Fn(A, A) -> A,
-) -> A {
-    let mut lanes = [init; L];
-    let mut it = xs.chunks_exact(L);
-    for c in &mut it {
-        let c: &[X; L] = c.try_into().unwrap();
-        for j in 0..L {
-            lanes[j] = f(lanes[j], c[j]);
-        }
-    }
-    let mut tail = init;
-    for &x in it.remainder() {
-        tail = f(tail, x);
-    }
-    let mut w = L;
-    while w > 1 {
-        w /= 2;
-        for j in 0..w {
-            lanes[j] = g(lanes[j], lanes[j + w]);
-        }
-    }
-    g(lanes[0], tail)
 }
 
 /// The largest (`MAX`) or smallest element of `xs`, NaN if any is NaN (`init` when empty).

@@ -5,105 +5,10 @@
 use super::map::map;
 use super::num::{Float, Num};
 use super::par::{n_chunks, ELEMENTWISE_GRAIN};
-use super::reduce::lanes_fold;
+use super::simd::{exp_f32, lanes_fold, multiversion, Pick, L};
 use super::{Buffer, CpuElement, CpuStorage};
 use crate::layout::Layout;
 use rayon::prelude::*;
-
-/// True when the CPU has AVX2 and FMA. The answer is cached: hot kernels ask once per chunk.
-#[inline]
-pub(crate) fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::sync::atomic::{AtomicU8, Ordering};
-        // 0 = not asked yet, 1 = no, 2 = yes.
-        static CACHE: AtomicU8 = AtomicU8::new(0);
-        match CACHE.load(Ordering::Relaxed) {
-            0 => {
-                let yes = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-                CACHE.store(1 + yes as u8, Ordering::Relaxed);
-                yes
-            }
-            v => v == 2,
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
-/// Defines `fn $name<T: Bound>(args)` that runs `$imp::<T, true>` compiled with AVX2+FMA when the
-/// CPU has them and `$imp::<T, false>` (baseline SSE2) otherwise. `$imp` must be
-/// `#[inline(always)]` so its whole body is compiled for the selected features.
-macro_rules! multiversion {
-    ($(#[$m:meta])* $vis:vis fn $name:ident<$T:ident: $B:path>($($a:ident: $t:ty),* $(,)?) $(-> $r:ty)? => $imp:ident) => {
-        $(#[$m])*
-        $vis fn $name<$T: $B>($($a: $t),*) $(-> $r)? {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2<$T: $B>($($a: $t),*) $(-> $r)? {
-                    $imp::<$T, true>($($a),*)
-                }
-                if $crate::cpu::softmax::has_avx2_fma() {
-                    // SAFETY: the CPU supports the features `avx2` was compiled for.
-                    return unsafe { avx2::<$T>($($a),*) };
-                }
-            }
-            $imp::<$T, false>($($a),*)
-        }
-    };
-}
-pub(crate) use multiversion;
-
-/// `a * b + c`, fused when `F` (only inside AVX2+FMA code, where it is one instruction; the
-/// baseline build would call a slow software fma).
-#[inline(always)]
-pub(crate) fn fmadd<const F: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if F {
-        a.mul_add(b, c)
-    } else {
-        a * b + c
-    }
-}
-
-/// `e^x` for f32 without branches or calls, so loops over slices vectorise: range reduction
-/// `x = n ln2 + r` (|r| <= ln2/2, ln2 in two parts), a degree-6 polynomial for `e^r` (fitted
-/// for minimal relative error; 6 FMAs by Horner), then scaling by `2^n` in two halves so
-/// subnormal results and results near overflow are exact. Within 1 ulp of the correctly rounded
-/// value (tested); `-inf` gives 0, `+inf` and large inputs give `inf`, NaN stays NaN.
-#[inline(always)]
-pub(crate) fn exp_f32<const F: bool>(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    // Adding 1.5 * 2^23 rounds to an integer held in the low mantissa bits.
-    const SHIFTER: f32 = 12_582_912.0;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const C2: f32 = 4.999_999_4e-1;
-    const C3: f32 = 1.666_643_2e-1;
-    const C4: f32 = 4.166_8e-2;
-    const C5: f32 = 8.374_156e-3;
-    const C6: f32 = 1.384_364_6e-3;
-    // e^-104 rounds to 0 and e^89 overflows, so clamping keeps n in range; NaN compares false
-    // and passes through.
-    let x = if x < -104.0 { -104.0 } else { x };
-    let x = if x > 89.0 { 89.0 } else { x };
-    let t = fmadd::<F>(x, LOG2E, SHIFTER);
-    let n = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
-    let nf = t - SHIFTER;
-    let r = fmadd::<F>(nf, -LN2_HI, x);
-    let r = fmadd::<F>(nf, -LN2_LO, r);
-    let mut p = fmadd::<F>(C6, r, C5);
-    p = fmadd::<F>(p, r, C4);
-    p = fmadd::<F>(p, r, C3);
-    p = fmadd::<F>(p, r, C2);
-    p = fmadd::<F>(p, r, 1.0);
-    let y = fmadd::<F>(p, r, 1.0);
-    let n1 = n >> 1;
-    let n2 = n.wrapping_sub(n1);
-    let s1 = f32::from_bits((n1.wrapping_add(127) as u32) << 23);
-    let s2 = f32::from_bits((n2.wrapping_add(127) as u32) << 23);
-    y * s1 * s2
-}
 
 /// A float type softmax works on: its `exp` for vectorised loops.
 pub(crate) trait SoftFloat: Float + CpuElement + Pick {
@@ -125,62 +30,6 @@ impl SoftFloat for f64 {
     }
 }
 
-/// Per-element max/min, NaN propagating, written so that loops like
-/// `acc[k] = pmax(acc[k], x[k])` vectorise into plain max/blend code. (A select whose other arm
-/// is the old value becomes a masked store, which is very slow on AMD CPUs.)
-pub(crate) trait Pick: Num {
-    /// The larger of two; NaN if either is NaN.
-    fn pmax(a: Self, x: Self) -> Self;
-    /// The smaller of two; NaN if either is NaN.
-    fn pmin(a: Self, x: Self) -> Self;
-}
-
-macro_rules! pick_float {
-    ($($t:ty),*) => {$(
-        impl Pick for $t {
-            #[inline(always)]
-            fn pmax(a: Self, x: Self) -> Self {
-                let m = a.max(x);
-                // `a + x` is NaN exactly when one of them is.
-                if a.is_nan() | x.is_nan() { a + x } else { m }
-            }
-            #[inline(always)]
-            fn pmin(a: Self, x: Self) -> Self {
-                let m = a.min(x);
-                if a.is_nan() | x.is_nan() { a + x } else { m }
-            }
-        }
-    )*};
-}
-pick_float!(f32, f64);
-
-macro_rules! pick_int {
-    ($($t:ty),*) => {$(
-        impl Pick for $t {
-            #[inline(always)]
-            fn pmax(a: Self, x: Self) -> Self {
-                std::cmp::max(a, x)
-            }
-            #[inline(always)]
-            fn pmin(a: Self, x: Self) -> Self {
-                std::cmp::min(a, x)
-            }
-        }
-    )*};
-}
-pick_int!(u8, i64);
-
-impl Pick for bool {
-    #[inline(always)]
-    fn pmax(a: Self, x: Self) -> Self {
-        a | x
-    }
-    #[inline(always)]
-    fn pmin(a: Self, x: Self) -> Self {
-        a & x
-    }
-}
-
 /// The larger of `a` and `x` ignoring NaN in `x` (one `maxps` in lane loops held in
 /// registers). Softmax uses it for the row max: a NaN input still makes the whole row NaN
 /// through `exp(x - max)` and the sum.
@@ -193,8 +42,6 @@ fn max_plain<T: Num>(a: T, x: T) -> T {
     }
 }
 
-/// Lanes of the fixed-width inner loops.
-const L: usize = 16;
 /// Columns processed together when softmax runs along a non-innermost dim.
 const TILE: usize = 256;
 
@@ -623,6 +470,7 @@ impl CpuStorage {
 mod tests {
     use super::*;
     use crate::cpu::reduce::test_util::{close, random_layout, time_ms, Rng};
+    use crate::cpu::simd::has_avx2_fma;
     use proptest::prelude::*;
 
     fn vals<T: CpuElement>(s: &CpuStorage) -> Vec<T> {
