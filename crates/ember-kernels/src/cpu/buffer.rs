@@ -74,7 +74,7 @@ pub fn reset_peak_memory_stats() {
 /// Frees every cached buffer (`torch.cuda.empty_cache()` for host memory); buffers in use are
 /// untouched.
 pub fn empty_cache() {
-    all_pools(|clear| clear());
+    clear_all_pools();
 }
 
 /// A freed buffer and the pool clock when it was freed.
@@ -169,9 +169,9 @@ macro_rules! pool_element {
                 const POISON: Self = $poison;
             }
         )*
-        /// Calls `f` with each element type's pool-clearing function.
-        fn all_pools(mut f: impl FnMut(&dyn Fn())) {
-            $(f(&|| <$t as PoolElement>::pool().clear());)*
+        /// Clears every element type's pool.
+        fn clear_all_pools() {
+            $(<$t as PoolElement>::pool().clear();)*
         }
     };
 }

@@ -211,8 +211,8 @@ pub trait Float:
     fn powf(self, p: Self) -> Self;
     /// e^x - 1
     fn exp_m1(self) -> Self;
-    /// `if take { a } else { b }` without a branch, for data-dependent choices a predictor
-    /// would miss half the time (max pooling's running maximum).
+    /// `if take { a } else { b }` without a branch, so a loop choosing per element (max
+    /// pooling's running maximum) can vectorise.
     fn select(take: bool, a: Self, b: Self) -> Self;
 }
 

@@ -237,8 +237,8 @@ fn fold<T: Float, const S: usize>(taps: &[T], at0: i64, v: &mut [T], ix: &mut [i
 }
 
 /// The running maximum after reading `val` at `idx`: PyTorch's rule (`val > best` or `val` is
-/// NaN) written with bit masks rather than a branch: which value wins is data-dependent, and a
-/// mispredicted branch on half the elements cost 3× the whole kernel.
+/// NaN) written with bit masks rather than a branch, so the interior loops vectorise (with a
+/// branch per element they stayed scalar, ~12 cycles an element).
 #[inline(always)]
 fn pick<T: Float>(val: T, best: T, idx: i64, at: i64) -> (T, i64) {
     let take = (val > best) | T::is_nan(val);
