@@ -85,6 +85,93 @@ impl<S> Clone for LossGrad<'_, S> {
 }
 impl<S> Copy for LossGrad<'_, S> {}
 
+/// Row geometry of a `(N, C, d1, …)` or `(C)` input: row `r` has its class `c` at
+/// `base(r) + c * inner`. Shared by every backend's loss kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LossRows {
+    /// `C`.
+    pub classes: usize,
+    /// Positions per sample after the class dim (`d1 · d2 · …`, 1 for `(N, C)`).
+    pub inner: usize,
+    /// Rows: `N · inner` (1 for a `(C)` input).
+    pub rows: usize,
+}
+
+impl LossRows {
+    /// The geometry of an input of `shape`, panicking (naming `op`) on a 0-dim input.
+    #[track_caller]
+    pub fn of(op: &str, shape: &[usize]) -> LossRows {
+        match shape.len() {
+            0 => panic!("{op}: expected an input with a class dimension, got a 0-dim tensor"),
+            1 => LossRows {
+                classes: shape[0],
+                inner: 1,
+                rows: 1,
+            },
+            _ => {
+                let inner: usize = shape[2..].iter().product();
+                LossRows {
+                    classes: shape[1],
+                    inner,
+                    rows: shape[0] * inner,
+                }
+            }
+        }
+    }
+
+    /// Storage position of row `r`'s class 0 in a contiguous input.
+    #[inline(always)]
+    pub fn base(&self, r: usize) -> usize {
+        (r / self.inner) * self.classes * self.inner + r % self.inner
+    }
+}
+
+/// The arguments every backend's loss kernels rely on, checked once here before the dispatch
+/// (Tensor's loss ops check them with PyTorch's messages first; this guards direct `Storage`
+/// callers): a class dim, integer class-index targets (one per row), probability targets of the
+/// input's shape, one weight per class.
+#[track_caller]
+fn check_args(layout: &Layout, target: CeTarget<'_>, opts: &CeOptions<'_>) {
+    let op = opts.op;
+    let g = LossRows::of(op, layout.shape());
+    match target {
+        CeTarget::Index(s, l) => {
+            if !s.dtype().is_int() {
+                panic!(
+                    "{op}: expected class-index targets of an integer dtype, got {}",
+                    s.dtype().name()
+                );
+            }
+            if l.numel() != g.rows {
+                panic!(
+                    "{op}: expected {} class-index targets for input of shape {:?}, got shape {:?}",
+                    g.rows,
+                    layout.shape(),
+                    l.shape()
+                );
+            }
+        }
+        CeTarget::Prob(_, l) => {
+            if l.shape() != layout.shape() {
+                panic!(
+                    "{op}: probability targets must have the input's shape {:?}, got {:?}",
+                    layout.shape(),
+                    l.shape()
+                );
+            }
+        }
+    }
+    if let Some((_, l)) = opts.weight {
+        if l.numel() != g.classes {
+            panic!(
+                "{op}: weight must have {} elements (one per class), got shape {:?}",
+                g.classes,
+                l.shape()
+            );
+        }
+    }
+}
+
 impl<'a> CeTarget<'a> {
     /// The target on the input's backend `S` (a mixed-device panic otherwise).
     fn on<S: BackendStorage>(self, op: &str, dev: Device) -> CeTarget<'a, S> {
@@ -128,6 +215,7 @@ impl Storage {
         opts: &CeOptions<'_>,
         reduction: LossReduction,
     ) -> LossForward {
+        check_args(layout, target, opts);
         let dev = self.device();
         dispatch!(self, s: S => {
             let (t, o) = (target.on::<S>(opts.op, dev), opts.on::<S>(dev));
@@ -152,6 +240,7 @@ impl Storage {
         grad: LossGrad<'_>,
         target_grad: bool,
     ) -> (Storage, Option<Storage>) {
+        check_args(layout, target, opts);
         let dev = self.device();
         dispatch!(self, s: S => {
             let (t, o) = (target.on::<S>(opts.op, dev), opts.on::<S>(dev));
@@ -170,6 +259,7 @@ impl Storage {
         opts: &CeOptions<'_>,
         reduction: LossReduction,
     ) -> LossForward {
+        check_args(layout, CeTarget::Index(target.0, target.1), opts);
         let dev = self.device();
         dispatch!(self, s: S => {
             let t = (operand::<S>(opts.op, dev, target.0), target.1);
@@ -190,6 +280,7 @@ impl Storage {
         opts: &CeOptions<'_>,
         grad: LossGrad<'_>,
     ) -> Storage {
+        check_args(layout, CeTarget::Index(target.0, target.1), opts);
         let dev = self.device();
         dispatch!(self, s: S => {
             let t = (operand::<S>(opts.op, dev, target.0), target.1);

@@ -13,44 +13,9 @@ use super::softmax::SoftFloat;
 use super::{Buffer, CpuElement, CpuStorage};
 use crate::dtype::DType;
 use crate::layout::Layout;
-use crate::loss::{CeOptions, CeTarget, LossForward, LossGrad, LossReduction};
+use crate::loss::{CeOptions, CeTarget, LossForward, LossGrad, LossReduction, LossRows};
 use rayon::prelude::*;
 use std::borrow::Cow;
-
-/// Row geometry of a contiguous `(N, C, d1, …)` or `(C)` input: row `r` has its class `c` at
-/// `base(r) + c * inner`.
-#[derive(Clone, Copy, Debug)]
-struct Geom {
-    classes: usize,
-    inner: usize,
-    rows: usize,
-}
-
-impl Geom {
-    fn of(op: &str, shape: &[usize]) -> Geom {
-        match shape.len() {
-            0 => panic!("{op}: expected an input with a class dimension, got a 0-dim tensor"),
-            1 => Geom {
-                classes: shape[0],
-                inner: 1,
-                rows: 1,
-            },
-            _ => {
-                let inner: usize = shape[2..].iter().product();
-                Geom {
-                    classes: shape[1],
-                    inner,
-                    rows: shape[0] * inner,
-                }
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn base(&self, r: usize) -> usize {
-        (r / self.inner) * self.classes * self.inner + r % self.inner
-    }
-}
 
 /// The elements of `(buf, layout)` as a contiguous slice (borrowed when already contiguous).
 fn contiguous<'a, T: CpuElement>(buf: &'a [T], layout: &Layout) -> Cow<'a, [T]> {
@@ -68,14 +33,9 @@ fn as_contiguous<'a, T: CpuElement>(s: &'a CpuStorage, layout: &Layout) -> Cow<'
     }
 }
 
-/// Class-index targets as i64 (borrowed when they already are contiguous int64).
-fn index_targets<'a>(op: &str, s: &'a CpuStorage, layout: &Layout) -> Cow<'a, [i64]> {
-    if !s.dtype().is_int() {
-        panic!(
-            "{op}: expected class-index targets of an integer dtype, got {}",
-            s.dtype().name()
-        );
-    }
+/// Class-index targets (an integer dtype, checked by the dispatch) as i64, borrowed when they
+/// already are contiguous int64.
+fn index_targets<'a>(s: &'a CpuStorage, layout: &Layout) -> Cow<'a, [i64]> {
     as_contiguous::<i64>(s, layout)
 }
 
@@ -214,7 +174,7 @@ fn float_op<'a, T: CpuElement>(op: &str, s: &'a CpuStorage) -> &'a [T] {
 
 struct CeArgs<'a, T: Clone> {
     x: Cow<'a, [T]>,
-    g: Geom,
+    g: LossRows,
     weight: Option<Vec<T>>,
     eps: T,
     smooth: T,
@@ -223,18 +183,9 @@ struct CeArgs<'a, T: Clone> {
 
 impl<'a, T: Float + CpuElement> CeArgs<'a, T> {
     fn new(buf: &'a [T], layout: &Layout, opts: &CeOptions<'_, CpuStorage>) -> Self {
-        let g = Geom::of(opts.op, layout.shape());
-        let weight = opts.weight.map(|(s, l)| {
-            if l.numel() != g.classes {
-                panic!(
-                    "{}: weight must have {} elements (one per class), got shape {:?}",
-                    opts.op,
-                    g.classes,
-                    l.shape()
-                );
-            }
-            s.to_vec::<T>(l)
-        });
+        let g = LossRows::of(opts.op, layout.shape());
+        // One weight per class (checked by the dispatch).
+        let weight = opts.weight.map(|(s, l)| s.to_vec::<T>(l));
         let e = opts.label_smoothing;
         CeArgs {
             x: contiguous(buf, layout),
@@ -425,7 +376,7 @@ fn ce_forward<T: SoftFloat>(
     reduction: LossReduction,
 ) -> LossForward<CpuStorage> {
     let a = CeArgs::new(buf, layout, opts);
-    let Geom {
+    let LossRows {
         classes,
         inner,
         rows,
@@ -435,7 +386,7 @@ fn ce_forward<T: SoftFloat>(
     let x = &*a.x;
     let weight_sum = match target {
         CeTarget::Index(ts, tl) => {
-            let t = index_targets(opts.op, ts, tl);
+            let t = index_targets(ts, tl);
             let ws = validate_targets(
                 opts.op,
                 &t,
@@ -482,14 +433,7 @@ fn ce_forward<T: SoftFloat>(
             ws
         }
         CeTarget::Prob(ts, tl) => {
-            if tl.shape() != layout.shape() {
-                panic!(
-                    "{}: probability targets must have the input's shape {:?}, got {:?}",
-                    opts.op,
-                    layout.shape(),
-                    tl.shape()
-                );
-            }
+            // The input's shape (checked by the dispatch).
             let t = as_contiguous::<T>(ts, tl);
             par_rows(&mut loss, &mut lse, classes, |r0, lc, sc| {
                 for (i, (lo, ls)) in lc.iter_mut().zip(sc.iter_mut()).enumerate() {
@@ -525,7 +469,7 @@ fn ce_backward<T: SoftFloat>(
     target_grad: bool,
 ) -> (CpuStorage, Option<CpuStorage>) {
     let a = CeArgs::new(buf, layout, opts);
-    let Geom { classes, inner, .. } = a.g;
+    let LossRows { classes, inner, .. } = a.g;
     let lse = lse.as_slice::<T>();
     let gr = RowGrad::<T>::of(grad);
     let x = &*a.x;
@@ -533,7 +477,7 @@ fn ce_backward<T: SoftFloat>(
     let mut out = Buffer::<T>::uninit(x.len());
     match target {
         CeTarget::Index(ts, tl) => {
-            let t = index_targets(opts.op, ts, tl);
+            let t = index_targets(ts, tl);
             let wsum = match &a.weight {
                 Some(w) => w.iter().fold(T::of(0.0), |s, &v| s + v),
                 None => T::of(classes as f64),
@@ -624,12 +568,12 @@ fn nll_forward<T: Float + CpuElement>(
     reduction: LossReduction,
 ) -> LossForward<CpuStorage> {
     let a = CeArgs::new(buf, layout, opts);
-    let Geom {
+    let LossRows {
         classes,
         inner,
         rows,
     } = a.g;
-    let t = index_targets(opts.op, target.0, target.1);
+    let t = index_targets(target.0, target.1);
     let ws = validate_targets(
         opts.op,
         &t,
@@ -661,9 +605,9 @@ fn nll_backward<T: Float + CpuElement>(
     grad: LossGrad<'_, CpuStorage>,
 ) -> CpuStorage {
     // Only the shape of the input matters here: the gradient is -w[y] * g at each target.
-    let g = Geom::of(opts.op, layout.shape());
+    let g = LossRows::of(opts.op, layout.shape());
     let weight = opts.weight.map(|(s, l)| s.to_vec::<T>(l));
-    let t = index_targets(opts.op, target.0, target.1);
+    let t = index_targets(target.0, target.1);
     let gr = RowGrad::<T>::of(grad);
     let mut out = Buffer::<T>::filled(layout.numel(), T::of(0.0));
     for (r, &y) in t.iter().enumerate() {
@@ -800,7 +744,7 @@ mod tests {
         eps: f64,
         nll: bool,
     ) -> (Vec<f64>, f64) {
-        let g = Geom::of("ref", shape);
+        let g = LossRows::of("ref", shape);
         let w = |k: usize| weight.map_or(1.0, |w| w[k]);
         let (mut rows, mut div) = (Vec::new(), 0.0);
         for r in 0..g.rows {
@@ -1092,7 +1036,7 @@ mod tests {
                 let lse = f.lse.as_ref().unwrap();
                 let (gi, gt) = xs.cross_entropy_backward(&xl, target, &opts, lse, grad, ps.is_some());
                 let gi = gi.to_vec::<f64>(&Layout::contiguous(&[c.x.len()]));
-                let geo = Geom::of("t", &c.shape);
+                let geo = LossRows::of("t", &c.shape);
                 let w = |k: usize| c.weight.as_ref().map_or(1.0, |w| w[k]);
                 let wsum: f64 = (0..geo.classes).map(w).sum();
                 let tv = c.target_values();
@@ -1157,7 +1101,7 @@ mod tests {
             let l1 = Layout::contiguous(&[1]);
             let g = xs.nll_loss_backward(&xl, (&ts, &tl), &opts, LossGrad::Reduced(&one, &l1, 1.0));
             let g = g.to_vec::<f64>(&Layout::contiguous(&[c.x.len()]));
-            let geo = Geom::of("t", &c.shape);
+            let geo = LossRows::of("t", &c.shape);
             for r in 0..geo.rows {
                 for k in 0..geo.classes {
                     let want = if tv[r] == k as i64 {

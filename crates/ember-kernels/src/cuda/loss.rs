@@ -15,7 +15,7 @@ use super::params::{CeP, GradP};
 use super::storage::{blocks_for, same_device, CudaStorage};
 use crate::dtype::DType;
 use crate::layout::Layout;
-use crate::loss::{CeOptions, CeTarget, LossForward, LossGrad, LossReduction};
+use crate::loss::{CeOptions, CeTarget, LossForward, LossGrad, LossReduction, LossRows};
 use crate::{cuda_args, kname};
 
 /// The forward of a loss with its total weight left on the device.
@@ -29,16 +29,10 @@ pub struct DeviceLossForward {
     pub weight_sum: CudaStorage,
 }
 
-/// Row geometry of a `(N, C, d1, …)` or `(C)` input: `(classes, inner, rows)`.
+/// Row geometry as `(classes, inner, rows)` (see [`LossRows`]).
 fn geom(op: &str, shape: &[usize]) -> (usize, usize, usize) {
-    match shape.len() {
-        0 => panic!("{op}: expected an input with a class dimension, got a 0-dim tensor"),
-        1 => (shape[0], 1, 1),
-        _ => {
-            let inner: usize = shape[2..].iter().product();
-            (shape[1], inner, shape[0] * inner)
-        }
-    }
+    let g = LossRows::of(op, shape);
+    (g.classes, g.inner, g.rows)
 }
 
 fn float_input(op: &str, s: &CudaStorage) -> DType {
@@ -58,30 +52,14 @@ fn contiguous_as(s: &CudaStorage, l: &Layout, dtype: DType) -> CudaStorage {
     }
 }
 
-/// Class-index targets as contiguous int64.
-fn index_targets(op: &str, s: &CudaStorage, l: &Layout) -> CudaStorage {
-    if !s.dtype().is_int() {
-        panic!(
-            "{op}: expected class-index targets of an integer dtype, got {}",
-            s.dtype().name()
-        );
-    }
+/// Class-index targets (an integer dtype, checked by the dispatch) as contiguous int64.
+fn index_targets(s: &CudaStorage, l: &Layout) -> CudaStorage {
     contiguous_as(s, l, DType::I64)
 }
 
-/// The per-class weights in the input's dtype, checked to have one element per class.
-fn weights(opts: &CeOptions<'_, CudaStorage>, classes: usize, dtype: DType) -> Option<CudaStorage> {
-    opts.weight.map(|(s, l)| {
-        if l.numel() != classes {
-            panic!(
-                "{}: weight must have {} elements (one per class), got shape {:?}",
-                opts.op,
-                classes,
-                l.shape()
-            );
-        }
-        contiguous_as(s, l, dtype)
-    })
+/// The per-class weights (one per class, checked by the dispatch) in the input's dtype.
+fn weights(opts: &CeOptions<'_, CudaStorage>, dtype: DType) -> Option<CudaStorage> {
+    opts.weight.map(|(s, l)| contiguous_as(s, l, dtype))
 }
 
 fn ce_params(
@@ -172,7 +150,7 @@ impl CudaStorage {
         let (classes, _, rows) = g;
         let dev = self.device_arc().clone();
         let x = self.contiguous(layout);
-        let w = weights(opts, classes, d);
+        let w = weights(opts, d);
         let loss = CudaStorage::uninit(&dev, rows, d);
         let lse = CudaStorage::uninit(&dev, rows, d);
         let rw = CudaStorage::uninit(&dev, rows, DType::F64);
@@ -188,15 +166,8 @@ impl CudaStorage {
         match target {
             CeTarget::Index(ts, tl) => {
                 same_device(opts.op, self, ts);
-                let tg = index_targets(opts.op, ts, tl);
-                if tg.len() != rows {
-                    panic!(
-                        "{}: expected {rows} class-index targets for input of shape {:?}, got shape {:?}",
-                        opts.op,
-                        layout.shape(),
-                        tl.shape()
-                    );
-                }
+                // One target per row: checked by the dispatch.
+                let tg = index_targets(ts, tl);
                 let f = dev.function(Family::Loss, d, kname!("ce_fwd_index", d));
                 let (tp, e) = (tg.ptr(), dev.error_slot());
                 let mut args = cuda_args![xp, tp, wp, lp, sp, rp, p, e];
@@ -207,14 +178,6 @@ impl CudaStorage {
             }
             CeTarget::Prob(ts, tl) => {
                 same_device(opts.op, self, ts);
-                if tl.shape() != layout.shape() {
-                    panic!(
-                        "{}: probability targets must have the input's shape {:?}, got {:?}",
-                        opts.op,
-                        layout.shape(),
-                        tl.shape()
-                    );
-                }
                 let tg = contiguous_as(ts, tl, d);
                 let f = dev.function(Family::Loss, d, kname!("ce_fwd_prob", d));
                 let tp = tg.ptr();
@@ -271,7 +234,7 @@ impl CudaStorage {
         let (classes, _, rows) = g;
         let dev = self.device_arc().clone();
         let x = self.contiguous(layout);
-        let w = weights(opts, classes, d);
+        let w = weights(opts, d);
         let (gr, gp) = grad_of(grad, d);
         let out = CudaStorage::uninit(&dev, layout.numel(), d);
         if lse.len() != rows || lse.dtype() != d {
@@ -293,7 +256,7 @@ impl CudaStorage {
         );
         match target {
             CeTarget::Index(ts, tl) => {
-                let tg = index_targets(opts.op, ts, tl);
+                let tg = index_targets(ts, tl);
                 let f = dev.function(Family::Loss, d, kname!("ce_bwd_index", d));
                 let (tp, ws) = (tg.ptr(), weight_sum.map_or(0, |w| w.ptr()));
                 let mut args = cuda_args![xp, tp, wp, sp, gpp, gp, ws, op, p];
@@ -348,12 +311,12 @@ impl CudaStorage {
     ) -> DeviceLossForward {
         let d = float_input(opts.op, self);
         let g = geom(opts.op, layout.shape());
-        let (classes, _, rows) = g;
+        let (_, _, rows) = g;
         let dev = self.device_arc().clone();
         let x = self.contiguous(layout);
-        let w = weights(opts, classes, d);
+        let w = weights(opts, d);
         same_device(opts.op, self, target.0);
-        let tg = index_targets(opts.op, target.0, target.1);
+        let tg = index_targets(target.0, target.1);
         let loss = CudaStorage::uninit(&dev, rows, d);
         let rw = CudaStorage::uninit(&dev, rows, DType::F64);
         let p = ce_params(opts, g);
@@ -406,10 +369,10 @@ impl CudaStorage {
     ) -> CudaStorage {
         let d = float_input(opts.op, self);
         let g = geom(opts.op, layout.shape());
-        let (classes, _, rows) = g;
+        let (_, _, rows) = g;
         let dev = self.device_arc().clone();
-        let w = weights(opts, classes, d);
-        let tg = index_targets(opts.op, target.0, target.1);
+        let w = weights(opts, d);
+        let tg = index_targets(target.0, target.1);
         let (gr, gp) = grad_of(grad, d);
         let out = CudaStorage::zeros(&dev, layout.numel(), d);
         let p = ce_params(opts, g);
