@@ -3,6 +3,7 @@
 //! are read in place instead of being copied; large products are split across rayon here.
 //! Integers use a plain i-k-j loop.
 
+use super::gemm::{self, Isa, MatPtr};
 use super::num::{Float, Num};
 use super::par::{GEMM_GRAIN, INT_GEMM_GRAIN};
 use super::{Buffer, CpuElement, CpuStorage};
@@ -134,16 +135,17 @@ impl<T> OutPtr<T> {
     }
 }
 
-/// How a float GEMM is split: `parts` blocks of `block` rows (`by_rows`) or columns.
-fn split_plan(m: usize, k: usize, n: usize) -> (bool, usize) {
+/// How a float GEMM is split: blocks of `block` rows (`by_rows`) or columns, cut at multiples
+/// of the kernel's tile (`(rows, cols)`) so no block ends in a partial tile it could avoid.
+fn split_plan(m: usize, k: usize, n: usize, (tr, tc): (usize, usize)) -> (bool, usize) {
     let threads = rayon::current_num_threads();
     let by_rows = m >= n;
     let len = if by_rows { m } else { n };
     if threads <= 1 || m * k * n < GEMM_GRAIN {
         return (by_rows, len);
     }
-    // Whole register tiles (8 wide for both kernels) per block.
-    (by_rows, len.div_ceil(threads).next_multiple_of(8))
+    let tile = if by_rows { tr } else { tc };
+    (by_rows, len.div_ceil(threads).next_multiple_of(tile))
 }
 
 /// One strided operand of a matrix-vector product: the data, the offset of element 0 and the
@@ -276,8 +278,46 @@ type RawGemm<T> = unsafe fn(
     isize,
 );
 
-/// A float GEMM through matrixmultiply (`raw`), split into row or column blocks of the output
-/// across rayon when `parallel` and large.
+/// Ember's own f32 GEMM (`cpu/gemm`) behind matrixmultiply's signature; C's column stride
+/// must be 1.
+///
+/// # Safety
+/// As `matrixmultiply::sgemm`, with `m, k, n > 0`.
+unsafe fn own_sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    debug_assert_eq!(csc, 1);
+    let (a, b) = (
+        MatPtr {
+            ptr: a,
+            rs: rsa,
+            cs: csa,
+        },
+        MatPtr {
+            ptr: b,
+            rs: rsb,
+            cs: csb,
+        },
+    );
+    // SAFETY: forwarded from the caller; `Isa::detect` names a kernel this CPU runs.
+    unsafe { gemm::sgemm(Isa::detect(), (m, k, n), alpha, a, b, beta, c, rsc as usize) }
+}
+
+/// A float GEMM through `raw` (matrixmultiply's or our own), split into row or column blocks of
+/// the output across rayon when `parallel` and large.
 fn float_gemm<T: Float + Send + Sync>(
     (m, k, n): (usize, usize, usize),
     alpha: T,
@@ -286,7 +326,7 @@ fn float_gemm<T: Float + Send + Sync>(
     accumulate: bool,
     c: &mut [T],
     parallel: bool,
-    raw: RawGemm<T>,
+    (raw, tile): (RawGemm<T>, (usize, usize)),
 ) {
     if !gemm_args((m, k, n), &a, &b, accumulate, c) {
         return;
@@ -300,7 +340,7 @@ fn float_gemm<T: Float + Send + Sync>(
         return gemv(k, alpha, ops, accumulate, c);
     }
     let (by_rows, block) = if parallel {
-        split_plan(m, k, n)
+        split_plan(m, k, n, tile)
     } else {
         (true, m)
     };
@@ -341,7 +381,7 @@ fn float_gemm<T: Float + Send + Sync>(
 }
 
 macro_rules! float_gemm {
-    ($t:ty, $f:path) => {
+    ($t:ty, $f:expr) => {
         impl Gemm for $t {
             /// matrixmultiply runs single-threaded (its `threading` feature is off); large
             /// products are split here into row or column blocks of the output across rayon, so
@@ -370,8 +410,20 @@ macro_rules! float_gemm {
         }
     };
 }
-float_gemm!(f32, matrixmultiply::sgemm);
-float_gemm!(f64, matrixmultiply::dgemm);
+float_gemm!(f32, f32_kernel());
+float_gemm!(f64, (matrixmultiply::dgemm as RawGemm<f64>, (8, 8)));
+
+/// The f32 GEMM and its tile: our own (EMBER_GEMM unset or `own`) or matrixmultiply's
+/// (`EMBER_GEMM=mm`, for comparison).
+fn f32_kernel() -> (RawGemm<f32>, (usize, usize)) {
+    use std::sync::OnceLock;
+    static MM: OnceLock<bool> = OnceLock::new();
+    if *MM.get_or_init(|| std::env::var("EMBER_GEMM").is_ok_and(|v| v == "mm")) {
+        (matrixmultiply::sgemm, (8, 8))
+    } else {
+        (own_sgemm, Isa::detect().tile())
+    }
+}
 
 /// Wrapping integer GEMM in i-k-j order: the inner loop runs along a row of `b` and of `c`, so it
 /// is unit-stride (and vectorises) whenever `b` is row-major.

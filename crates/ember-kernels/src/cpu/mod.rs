@@ -9,6 +9,7 @@ pub mod strided;
 pub mod conv;
 pub mod creation;
 mod elementwise;
+mod gemm;
 pub mod index;
 pub mod loss;
 pub mod matmul;
