@@ -30,16 +30,36 @@ fn main() {
     );
 
     if on("gemm") {
-        let baseline = [
-            ([64, 784, 128], 145.0, "0.70x"),
-            ([784, 64, 128], 150.0, "0.70x"),
-            ([512, 512, 512], 180.0, "0.80x"),
-            ([1024, 1024, 1024], 179.0, "0.80x"),
+        // The shapes with row-major operands, then the MNIST MLP's training products
+        // with the layouts it uses ("nt": x @ w.t(), "tn": g.t() @ x), as the reference script
+        // times them.
+        let cases = [
+            ([64, 784, 128], "nn", 145.0, "1.00x"),
+            ([784, 64, 128], "nn", 150.0, "1.00x"),
+            ([64, 128, 64], "nn", 100.0, "1.00x"),
+            ([128, 64, 64], "nn", 100.0, "1.00x"),
+            ([512, 512, 512], "nn", 180.0, "0.95x"),
+            ([1024, 1024, 1024], "nn", 179.0, "0.95x"),
+            ([64, 784, 128], "nt", f64::NAN, "1.00x"),
+            ([64, 128, 784], "nn", f64::NAN, "1.00x"),
+            ([128, 64, 784], "tn", f64::NAN, "1.00x"),
+            ([64, 128, 64], "nt", f64::NAN, "1.00x"),
+            ([64, 64, 128], "nn", f64::NAN, "1.00x"),
+            ([64, 64, 128], "tn", f64::NAN, "1.00x"),
+            ([784, 64, 128], "tn", f64::NAN, "1.00x"),
         ];
-        for (mkn, fallback, target) in baseline {
+        for (mkn, layout, fallback, target) in cases {
             let [m, k, n] = mkn;
-            let a = Tensor::randn([m, k]);
-            let b = Tensor::randn([k, n]);
+            let a = if layout.starts_with('t') {
+                Tensor::randn([k, m]).t()
+            } else {
+                Tensor::randn([m, k])
+            };
+            let b = if layout.ends_with('t') {
+                Tensor::randn([n, k]).t()
+            } else {
+                Tensor::randn([k, n])
+            };
             let t = best_of(
                 || drop(black_box(a.matmul(&b))),
                 if m * k * n >= 1 << 30 { 3.0 } else { 1.0 },
@@ -47,9 +67,9 @@ fn main() {
             );
             let gflops = 2.0 * (m * k * n) as f64 / t / 1e9;
             row(
-                &format!("sgemm {m}x{k}x{n}"),
+                &format!("sgemm {m}x{k}x{n} {layout}"),
                 gflops,
-                torch.gemm(mkn, fallback),
+                torch.gemm_layout(mkn, layout, fallback),
                 "GFLOP/s",
                 true,
                 target,

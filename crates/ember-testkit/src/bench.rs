@@ -72,8 +72,14 @@ impl TorchFigures {
             .unwrap_or(fallback)
     }
 
-    /// PyTorch's GFLOP/s (allocating result) for sgemm at (m, k, n).
+    /// PyTorch's GFLOP/s (allocating result) for sgemm at (m, k, n) with row-major operands.
     pub fn gemm(&self, mkn: [usize; 3], fallback: f64) -> f64 {
+        self.gemm_layout(mkn, "nn", fallback)
+    }
+
+    /// PyTorch's GFLOP/s for sgemm at (m, k, n) with the operand layout `layout` (`"nn"`,
+    /// `"nt"`: b transposed, `"tn"`: a transposed), or `fallback` when not measured.
+    pub fn gemm_layout(&self, mkn: [usize; 3], layout: &str, fallback: f64) -> f64 {
         let found = self
             .json
             .as_ref()
@@ -81,9 +87,10 @@ impl TorchFigures {
             .and_then(|a| {
                 a.iter()
                     .find(|g| {
-                        g["mkn"].as_array().is_some_and(|v| {
-                            v.iter().map(|x| x.as_u64().unwrap_or(0) as usize).eq(mkn)
-                        })
+                        g["layout"].as_str().unwrap_or("nn") == layout
+                            && g["mkn"].as_array().is_some_and(|v| {
+                                v.iter().map(|x| x.as_u64().unwrap_or(0) as usize).eq(mkn)
+                            })
                     })
                     .and_then(|g| g["gflops"].as_f64())
             });
