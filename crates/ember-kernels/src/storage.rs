@@ -4,7 +4,10 @@
 //! host data explicitly (`to_vec`). Backends (`cpu/`, `cuda/`) know nothing of this layer.
 
 mod conv;
+mod loss;
+mod optim;
 mod pool;
+mod reduce;
 
 use crate::cpu::CpuStorage;
 #[cfg(feature = "cuda")]

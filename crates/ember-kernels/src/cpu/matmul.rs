@@ -660,3 +660,64 @@ impl CpuStorage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The product `a @ b` (`a` m×k, `b` k×n, each row-major or a transposed view) on a pool of
+    /// `threads` threads.
+    fn product(threads: usize, (m, k, n): (usize, usize, usize), a_t: bool, b_t: bool) -> Vec<f32> {
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7919) % 997) as f32 / 498.5 - 1.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 104729) % 991) as f32 / 495.5 - 1.0)
+            .collect();
+        let am = if a_t {
+            MatRef::new(&a, 0, 1, m)
+        } else {
+            MatRef::new(&a, 0, k, 1)
+        };
+        let bm = if b_t {
+            MatRef::new(&b, 0, 1, k)
+        } else {
+            MatRef::new(&b, 0, n, 1)
+        };
+        let mut c = vec![0f32; m * n];
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| f32::gemm((m, k, n), 1.0, am, bm, false, &mut c));
+        c
+    }
+
+    #[test]
+    fn split_products_are_identical_on_one_and_two_threads() {
+        // The MLP's training products, large enough to be split across the pool, split by rows
+        // (m >= n) and by columns, with the operand layouts training uses.
+        for mkn in [
+            (64, 784, 128),
+            (784, 64, 128),
+            (128, 64, 784),
+            (64, 128, 784),
+            (300, 81, 45),
+        ] {
+            assert!(
+                mkn.0 * mkn.1 * mkn.2 >= GEMM_GRAIN,
+                "{mkn:?} would not be split"
+            );
+            for (a_t, b_t) in [(false, false), (false, true), (true, false)] {
+                let one = product(1, mkn, a_t, b_t);
+                let two = product(2, mkn, a_t, b_t);
+                assert!(
+                    one.iter()
+                        .zip(&two)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{mkn:?} a_t={a_t} b_t={b_t}: one and two threads differ"
+                );
+            }
+        }
+    }
+}

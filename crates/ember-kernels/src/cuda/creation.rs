@@ -8,7 +8,7 @@ use super::kernels::Family;
 use super::storage::{blocks_for, check_extent, CudaStorage};
 use crate::dtype::{DType, Element};
 use crate::layout::Layout;
-use crate::random::PhiloxStream;
+use crate::random::philox::PhiloxStream;
 use crate::{cuda_args, kname};
 use std::ffi::c_void;
 use std::sync::Arc;
