@@ -546,7 +546,7 @@ mod tests {
     #[test]
     fn resume_gives_the_same_weights_as_an_uninterrupted_run() {
         let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        for scheduler in ["none", "cosine", "onecycle"] {
+        for scheduler in ["none", "step", "cosine", "onecycle"] {
             let dir = std::env::temp_dir()
                 .join(format!("ember-resume-{scheduler}-{}", std::process::id()));
             let (a, b) = (dir.join("straight"), dir.join("resumed"));
