@@ -4,9 +4,9 @@
 //! argument) it is one rank of that scenario.
 //!
 //! * `collectives` (2 and 3 ranks): every collective, dtypes f32/f64/i64 (and bool, u8),
-//!   non-contiguous and partial views, empty tensors, the errors of mismatched or refused
-//!   calls, and DistributedDataParallel's mechanics (buckets started during backward,
-//!   averaging, `no_sync`, buffer broadcast).
+//!   non-contiguous and partial views, empty tensors (f32/f64/i64, every collective and
+//!   send/recv), the errors of mismatched or refused calls, and DistributedDataParallel's
+//!   mechanics (buckets started during backward, averaging, `no_sync`, buffer broadcast).
 //! * `equivalence` (2 ranks): 50 steps of the MNIST MLP at 2 × batch 32 end with the weights
 //!   of 1 process × batch 64 on the same samples, bit-identical on both ranks.
 //! * `fault` (3 ranks): rank 2 exits mid-training (`process::exit`); ranks 0 and 1 fail with
@@ -551,17 +551,57 @@ fn bool_and_u8(pg: &ProcessGroup) -> Check {
 }
 
 fn empty_tensors(pg: &ProcessGroup) -> Check {
-    let n = pg.world_size();
-    for shape in [vec![0], vec![2, 0]] {
-        let t = Tensor::full_on(&shape, 1.0, DType::F32, ember_autograd::Device::Cpu);
-        dist_err(pg.all_reduce(&t, ReduceOp::Sum))?;
-        dist_err(pg.broadcast(&t, 0))?;
-        let outs: Vec<Tensor> = (0..n).map(|_| t.zeros_like()).collect();
-        dist_err(pg.all_gather(&outs, &t))?;
-        dist_err(pg.reduce_scatter(&t, &outs, ReduceOp::Sum))?;
-        ensure!(t.shape() == shape.as_slice(), "shape kept");
+    let (r, n) = (pg.rank(), pg.world_size());
+    let (next, prev) = ((r + 1) % n, (r + n - 1) % n);
+    for dtype in [DType::F32, DType::F64, DType::I64] {
+        for shape in [vec![0], vec![2, 0]] {
+            let t = Tensor::full_on(&shape, 1.0, dtype, ember_autograd::Device::Cpu);
+            let what = format!("{dtype} {shape:?}");
+            dist_err(pg.all_reduce(&t, ReduceOp::Sum))?;
+            if dtype.is_float() {
+                // (Avg of an integer tensor is refused, empty or not: see `all_reduce`.)
+                dist_err(pg.all_reduce(&t, ReduceOp::Avg))?;
+            }
+            dist_err(pg.broadcast(&t, 0))?;
+            let outs: Vec<Tensor> = (0..n).map(|_| t.zeros_like()).collect();
+            dist_err(pg.all_gather(&outs, &t))?;
+            dist_err(pg.reduce_scatter(&t, &outs, ReduceOp::Sum))?;
+            // A ring of empty messages; rank 0 sends first, as in `send_recv`.
+            let got = t.zeros_like();
+            if r == 0 {
+                dist_err(pg.send(&t, next))?;
+                ensure!(
+                    dist_err(pg.recv(&got, prev))? == prev,
+                    "{what}: recv returns the source"
+                );
+            } else {
+                dist_err(pg.recv(&got, prev))?;
+                dist_err(pg.send(&t, next))?;
+            }
+            for (name, x) in [("tensor", &t), ("received", &got)]
+                .into_iter()
+                .chain(outs.iter().map(|o| ("gathered", o)))
+            {
+                ensure!(
+                    x.shape() == shape.as_slice() && x.dtype() == dtype,
+                    "{what}: {name} became {} {:?}",
+                    x.dtype(),
+                    x.shape()
+                );
+            }
+        }
     }
-    Ok(())
+    // An empty message is still checked against the receiver's tensor.
+    if r == 0 {
+        dist_err(pg.send(&Tensor::zeros([0]), 1))?;
+    } else if r == 1 {
+        let e = pg.recv(&Tensor::zeros([2, 0]), 0).unwrap_err();
+        ensure!(
+            e.to_string().contains("rank 0 sent a float32 tensor of shape [0], but this rank receives into a float32 tensor of shape [2, 0]"),
+            "{e}"
+        );
+    }
+    dist_err(pg.barrier())
 }
 
 fn mismatch_errors(pg: &ProcessGroup) -> Check {
