@@ -16,8 +16,9 @@
 //!   plain `mpirun`, Open MPI aborts the whole job at once, naming rank 2.
 //! * `timeout` (2 ranks): rank 1 is late for a barrier; rank 0, with a 1 s timeout, fails
 //!   after 1 s with a timeout error.
-//! * `nccl` (built with the `nccl` feature, one rank per GPU when a GPU is present): the
-//!   collectives and DDP on CUDA tensors.
+//! * `nccl` (built with the `nccl` feature, one rank per GPU when a GPU is present; world size
+//!   1 on one GPU): the collectives and DDP on CUDA tensors. `--only-nccl` runs just this
+//!   scenario (the GPU check, `xtask/gpu/run.sh`, does).
 //! * without `mpirun`: a clear error.
 
 use ember_autograd::{manual_seed, no_grad, DType, Tensor};
@@ -47,6 +48,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some(s @ ("collectives" | "equivalence" | "fault" | "timeout" | "nccl")) => rank_main(s),
+        // The GPU check (xtask/gpu/run.sh) launches only the NCCL scenario.
+        Some("--only-nccl") => std::process::exit(nccl_launcher()),
         _ => std::process::exit(launcher()),
     }
 }
@@ -184,28 +187,8 @@ fn launcher() -> i32 {
     let o = mpirun(2, &[], "timeout");
     rank_results(&o, 2, "timeout -np 2", &mut passed, &mut failed);
 
-    // NCCL, when built with it and a GPU is at hand: one rank per GPU (with one GPU, world
-    // size 1 still runs every NCCL code path).
     #[cfg(feature = "nccl")]
-    {
-        let gpus = Command::new("nvidia-smi")
-            .arg("-L")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).matches("GPU ").count())
-            .unwrap_or(0);
-        if gpus == 0 {
-            println!("scenario nccl: not run, no GPU on this machine (nvidia-smi -L lists none)");
-        } else {
-            let o = mpirun(gpus, &[], "nccl");
-            rank_results(
-                &o,
-                gpus,
-                &format!("nccl -np {gpus}"),
-                &mut passed,
-                &mut failed,
-            );
-        }
-    }
+    launch_nccl(&mut passed, &mut failed);
 
     // Without mpirun: a clear error, not a silent one-process job.
     let mut cmd = Command::new(std::env::current_exe().unwrap());
@@ -224,6 +207,46 @@ fn launcher() -> i32 {
 
     println!("{passed} passed, {failed} failed");
     i32::from(failed > 0)
+}
+
+/// NCCL, when built with it and a GPU is at hand: one rank per GPU. With one GPU the world
+/// size is 1, which still runs every NCCL code path (the communicator bootstrapped over MPI,
+/// each collective, DDP on CUDA tensors) though no data crosses devices; the output says so.
+#[cfg(feature = "nccl")]
+fn launch_nccl(passed: &mut usize, failed: &mut usize) {
+    let gpus = Command::new("nvidia-smi")
+        .arg("-L")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).matches("GPU ").count())
+        .unwrap_or(0);
+    if gpus == 0 {
+        println!("scenario nccl: not run, no GPU on this machine (nvidia-smi -L lists none)");
+        return;
+    }
+    if gpus == 1 {
+        println!(
+            "scenario nccl: one GPU, so world size 1: every NCCL code path runs (communicator \
+             over MPI, each collective, DDP), but no data crosses devices"
+        );
+    }
+    let o = mpirun(gpus, &[], "nccl");
+    rank_results(&o, gpus, &format!("nccl -np {gpus}"), passed, failed);
+}
+
+/// `--only-nccl`: the NCCL scenario alone, for the GPU check.
+fn nccl_launcher() -> i32 {
+    #[cfg(feature = "nccl")]
+    {
+        let (mut passed, mut failed) = (0, 0);
+        launch_nccl(&mut passed, &mut failed);
+        println!("{passed} passed, {failed} failed");
+        i32::from(failed > 0)
+    }
+    #[cfg(not(feature = "nccl"))]
+    {
+        println!("--only-nccl: this test binary was built without the nccl feature");
+        1
+    }
 }
 
 // ----- one rank -----
