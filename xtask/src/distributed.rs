@@ -134,9 +134,10 @@ impl Dist {
         Some((cores / local.max(1)).max(1))
     }
 
-    /// The training loader: shuffled from `seed`; when distributed, this rank's shard of each
-    /// epoch (`DistributedSampler`) in batches of `batch / world_size`, so that the global
-    /// batch stays `batch`.
+    /// The training loader: shuffled from `seed`; when distributed, this rank's share of the
+    /// single process's order ([`RankShard`]) in batches of `batch / world_size`, so that the
+    /// global batch stays `batch` and, when `world_size` divides it, the ranks' step `k`
+    /// trains on exactly the samples of the single process's step `k`.
     pub fn loader(&self, train: MnistSet, batch: usize, seed: u64) -> Result<DataLoader<MnistSet>> {
         let n = self.world_size();
         if n == 1 {
@@ -152,8 +153,11 @@ impl Dist {
                 per_rank * n
             );
         }
-        let sampler = ember::data::DistributedSampler::new(n, self.rank()).seed(seed);
-        Ok(DataLoader::new(train, per_rank).sampler(sampler))
+        let shard = RankShard {
+            rank: self.rank(),
+            world_size: n,
+        };
+        Ok(DataLoader::new(train, per_rank).sampler(shard).seed(seed))
     }
 
     /// Wraps `model` for data-parallel training when distributed (rank 0's weights are
@@ -177,6 +181,38 @@ impl Dist {
             return Ok(t.item());
         }
         Ok(x)
+    }
+}
+
+/// One rank's share of the order a single process trains in: the epoch's permutation that
+/// `shuffle(true)` draws from the same seeded loader's generator, padded with its first indices
+/// to a multiple of the world size (as `DistributedSampler` pads), positions `rank, rank + n, …`.
+/// PyTorch's `DistributedSampler` permutes from `seed + epoch` instead, an order no single
+/// process uses; sharing the single process's order makes `--distributed` a faithful
+/// replacement of the one-process run (same samples per step, the same weights up to the
+/// summation order), which `tests/distributed.rs` checks.
+struct RankShard {
+    rank: usize,
+    world_size: usize,
+}
+
+impl ember::data::sampler::Sampler for RankShard {
+    fn num_samples(&self, dataset_len: usize) -> usize {
+        dataset_len.div_ceil(self.world_size)
+    }
+
+    fn indices(&self, dataset_len: usize, gen: &ember::Generator) -> Vec<usize> {
+        use ember::data::sampler::RandomSampler;
+        let mut all = RandomSampler::new().indices(dataset_len, gen);
+        let total = self.num_samples(dataset_len) * self.world_size;
+        let pad: Vec<usize> = (0..total - all.len())
+            .map(|i| all[i % dataset_len])
+            .collect();
+        all.extend(pad);
+        all.into_iter()
+            .skip(self.rank)
+            .step_by(self.world_size)
+            .collect()
     }
 }
 
@@ -279,4 +315,43 @@ pub fn bench(python: Option<&std::path::Path>) -> Result<()> {
         bail!("the distributed benchmark failed ({status})");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ember::data::sampler::{RandomSampler, Sampler};
+
+    /// The ranks' batches `k` together are the single process's batch `k`, and a length that
+    /// does not divide evenly is padded so every rank gets as many indices.
+    #[test]
+    fn rank_shards_split_the_single_process_order() {
+        let (len, batch, n) = (103, 8, 2);
+        let gen = || ember::Generator::new(11);
+        let single = RandomSampler::new().indices(len, &gen());
+        let shards: Vec<Vec<usize>> = (0..n)
+            .map(|rank| {
+                RankShard {
+                    rank,
+                    world_size: n,
+                }
+                .indices(len, &gen())
+            })
+            .collect();
+        assert!(shards.iter().all(|s| s.len() == len.div_ceil(n)));
+        for (k, want) in single.chunks(batch).enumerate() {
+            let mut got: Vec<usize> = shards
+                .iter()
+                .flat_map(|s| s.chunks(batch / n).nth(k).unwrap().iter().copied())
+                .collect();
+            got.sort_unstable();
+            let mut want = want.to_vec();
+            // The last batch is padded with the order's first index.
+            if want.len() % n != 0 {
+                want.push(single[0]);
+            }
+            want.sort_unstable();
+            assert_eq!(got, want, "batch {k}");
+        }
+    }
 }

@@ -1,7 +1,10 @@
-//! `cargo xtask gpu-check --build`: builds, here, the CUDA test binaries and the GPU benchmark in
-//! release mode into `target/gpu-check/` (stripped, git-ignored) beside the script that runs them
-//! on a GPU machine, and prints the one command to run there. That machine needs no Rust
-//! toolchain: its CUDA 13 libraries are found in its Python environment's `nvidia/*/lib`.
+//! `cargo xtask gpu-check --build`: builds, here, the CUDA test binaries, the NCCL collectives
+//! test (ember-distributed's `tests/mpi.rs` with `--features nccl`, when Open MPI is installed
+//! here) and the GPU benchmark in release mode into `target/gpu-check/` (stripped, git-ignored)
+//! beside the script that runs them on a GPU machine, and prints the one command to run there.
+//! That machine needs no Rust toolchain: its CUDA 13 libraries (NCCL's too) are found in its
+//! Python environment's `nvidia/*/lib`; the NCCL test also needs its `mpirun` (the script says
+//! that it skipped NCCL, and why, when it is missing).
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -23,6 +26,10 @@ const TESTS: [(&str, &str); 3] = [
     ("ember", "devices"),
 ];
 
+/// The NCCL collectives test: (package, test target, features). It launches itself under
+/// `mpirun` (`--only-nccl`), so it is installed apart from the `test-*` binaries, as `nccl-mpi`.
+const NCCL_TEST: (&str, &str, &str) = ("ember-distributed", "mpi", "nccl");
+
 /// Where the bundle goes (relative to the repository root).
 const BUNDLE: &str = "target/gpu-check";
 
@@ -35,8 +42,22 @@ pub fn run(args: GpuCheckArgs) -> Result<()> {
     let bin = root.join(BUNDLE).join("bin");
     std::fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
     for (pkg, test) in TESTS {
-        let exe = build_test(&root, pkg, test)?;
+        let exe = build_test(&root, pkg, test, "cuda")?;
         install(&exe, &bin.join(format!("test-{test}")))?;
+    }
+    let nccl = bin.join("nccl-mpi");
+    std::fs::remove_file(&nccl).ok();
+    if Command::new("mpirun").arg("--version").output().is_ok() {
+        let (pkg, test, features) = NCCL_TEST;
+        let exe = build_test(&root, pkg, test, features)?;
+        install(&exe, &nccl)?;
+    } else {
+        // rsmpi builds against Open MPI: without it the bundle has no NCCL test, and run.sh
+        // says so.
+        println!(
+            "note: Open MPI is not installed here, so the bundle has no NCCL test (apt-get \
+             install libopenmpi-dev openmpi-bin libclang-dev, then build again)"
+        );
     }
     let status = Command::new(env!("CARGO"))
         .current_dir(&root)
@@ -71,8 +92,8 @@ fn repo_root() -> Result<PathBuf> {
         .to_path_buf())
 }
 
-/// Builds one test target in release mode with the `cuda` feature; returns its executable.
-fn build_test(root: &Path, pkg: &str, test: &str) -> Result<PathBuf> {
+/// Builds one test target in release mode with `features`; returns its executable.
+fn build_test(root: &Path, pkg: &str, test: &str, features: &str) -> Result<PathBuf> {
     let out = Command::new(env!("CARGO"))
         .current_dir(root)
         .args([
@@ -81,7 +102,7 @@ fn build_test(root: &Path, pkg: &str, test: &str) -> Result<PathBuf> {
             "--no-run",
             "--message-format=json",
             "--features",
-            "cuda",
+            features,
         ])
         .args(["-p", pkg, "--test", test])
         .output()

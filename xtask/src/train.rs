@@ -56,6 +56,11 @@ pub struct TrainArgs {
     /// Stop after this many epochs as if interrupted (the schedule still spans `--epochs`).
     #[arg(long, hide = true)]
     pub stop_after: Option<usize>,
+    /// Train on only the first N batches of each epoch (a quick run, like Lightning's
+    /// `limit_train_batches`; the test set is still evaluated in full). With `--distributed`,
+    /// N steps of the global batch.
+    #[arg(long, value_name = "N")]
+    pub limit_batches: Option<usize>,
     /// Append one JSON object per epoch to this file.
     #[arg(long)]
     pub metrics: Option<PathBuf>,
@@ -335,6 +340,9 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
     let test = mnist_on(device, Mnist::test(&args.data)?.normalize(MEAN, STD));
     let loader = dist.loader(train, args.batch_size, args.seed)?;
     let test_loader = DataLoader::new(test, 1000);
+    let batches_per_epoch = args
+        .limit_batches
+        .map_or(loader.len(), |n| n.min(loader.len()));
 
     ember::manual_seed(args.seed);
     let mut model = kind.build();
@@ -344,7 +352,7 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
         &args.scheduler,
         optimizer.opt(),
         args.epochs,
-        loader.len(),
+        batches_per_epoch,
         lr,
     )?;
     let criterion = nn::CrossEntropyLoss::new();
@@ -420,7 +428,7 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
         loader.set_epoch(epoch as u64);
         model.train();
         let bar = interactive.then(|| {
-            let b = ProgressBar::new(loader.len() as u64);
+            let b = ProgressBar::new(batches_per_epoch as u64);
             b.set_style(
                 ProgressStyle::with_template(
                     "epoch {prefix} [{bar:30}] {pos}/{len} loss {msg} {per_sec} ETA {eta}",
@@ -433,7 +441,7 @@ pub fn run(args: TrainArgs) -> Result<(Vec<EpochStats>, nn::Sequential)> {
         });
         let start = Instant::now();
         let (mut running, mut batches, mut samples) = (0.0, 0usize, 0usize);
-        for (images, labels) in &loader {
+        for (images, labels) in loader.iter().take(batches_per_epoch) {
             let images = kind.input(&images);
             optimizer.opt().zero_grad();
             let loss = criterion.forward(&model.forward_train(&images)?, &labels);
@@ -532,6 +540,7 @@ mod tests {
             resume,
             scheduler: "none".into(),
             stop_after: None,
+            limit_batches: None,
             metrics: None,
             plot: None,
             quiet: true,
@@ -546,7 +555,7 @@ mod tests {
     #[test]
     fn resume_gives_the_same_weights_as_an_uninterrupted_run() {
         let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        for scheduler in ["none", "cosine", "onecycle"] {
+        for scheduler in ["none", "step", "cosine", "onecycle"] {
             let dir = std::env::temp_dir()
                 .join(format!("ember-resume-{scheduler}-{}", std::process::id()));
             let (a, b) = (dir.join("straight"), dir.join("resumed"));
@@ -577,6 +586,32 @@ mod tests {
             );
             std::fs::remove_dir_all(&dir).ok();
         }
+    }
+
+    #[test]
+    fn limit_batches_is_in_the_help() {
+        use clap::Args;
+        let help = TrainArgs::augment_args(clap::Command::new("train-mnist"))
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("--limit-batches <N>"), "{help}");
+    }
+
+    #[test]
+    fn limit_batches_trains_only_that_many_batches() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = std::env::temp_dir().join(format!("ember-limit-{}", std::process::id()));
+        // Two batches of 500 at a high learning rate cannot reach what a whole epoch does.
+        let (hist, _) = run(TrainArgs {
+            limit_batches: Some(2),
+            ..args(&dir, 1, false)
+        })
+        .unwrap();
+        assert!(hist[0].test_accuracy < 0.8, "{:?}", hist[0]);
+        // samples/s is computed from the samples actually trained on.
+        let samples = hist[0].samples_per_second * hist[0].epoch_seconds;
+        assert!((samples - 1000.0).abs() < 1.0, "{samples} samples");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -38,6 +38,19 @@ impl Node {
     pub fn name(&self) -> &'static str {
         self.name
     }
+
+    /// The nodes this one passes gradients to, one entry per input (PyTorch's
+    /// `grad_fn.next_functions`): `None` for a leaf (where PyTorch shows `AccumulateGrad`) or an
+    /// input that needs no gradient. Lets a test walk the graph an expression recorded.
+    pub fn next_functions(&self) -> Vec<Option<Arc<Node>>> {
+        self.edges
+            .iter()
+            .map(|e| match e {
+                Some(Edge::Node(n)) => Some(n.clone()),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for Node {

@@ -33,7 +33,26 @@ pub mod autograd {
     pub use crate::graph::SavedTensorsCounter;
 }
 
+/// Device-neutral shape rules, for the layers above that check shapes before any tensor exists
+/// (a loss's target against its input, a layer's dim argument); ops apply the same rules.
+pub mod shape {
+    pub use ember_kernels::shape::{broadcast_shapes, normalize_dim};
+}
+
+/// The argument types of the convolutions and poolings, and how their tuples print
+/// (`spatial_repr`, for the layers' `repr`).
+pub mod conv {
+    pub use ember_kernels::conv::{spatial_repr, AdaptiveSize, IntOrPair, Padding};
+}
+
+/// The hyper-parameters of one fused optimizer step, the arguments of `Tensor::sgd_step_` and
+/// its siblings (the optimizers of `ember-optim` build them).
+pub mod optim {
+    pub use ember_kernels::optim::{AdagradStep, AdamStep, RmspropStep, SgdStep};
+}
+
 pub use ember_kernels::conv::{AdaptiveSize, IntOrPair, Padding};
+pub use ember_kernels::loss::LossReduction;
 pub use ember_kernels::random::{default_generator, initial_seed, manual_seed, Generator};
 pub use ember_kernels::{DType, Device, Scalar};
 pub use grad_mode::{grad_mode, is_grad_enabled, no_grad, set_grad_enabled, GradModeGuard};

@@ -1,10 +1,12 @@
 //! Convolution and pooling ops: PyTorch parity (`parity/conv.json`, values and input gradients),
-//! gradient checks of every op and of their double backward at random shapes, strides, paddings,
-//! dilations and groups (f64), strided (channels-last) inputs, results identical on 1 and 2
-//! threads, and PyTorch's messages for bad arguments.
+//! `gradcheck` and `gradgradcheck` of every op at random shapes, strides, paddings, dilations and
+//! groups (f64), with a test that every node they record was second-order checked, strided
+//! (channels-last) inputs, results identical on 1 and 2 threads, and PyTorch's messages for bad
+//! arguments.
 
-use ember_autograd::gradcheck::gradcheck;
-use ember_autograd::{autograd, grad_mode, DType, Generator, IntOrPair, Padding, Tensor};
+use ember_autograd::gradcheck::{gradcheck, gradgradcheck};
+use ember_autograd::{DType, Generator, IntOrPair, Padding, Tensor};
+use ember_testkit::second_order::{assert_every_node_checked, note_nodes};
 use ember_testkit::{assert_close, cases, input, reduction_tol, tensor};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -171,27 +173,20 @@ fn check(
     gradcheck(f, inputs, 1e-6, 1e-6, 1e-4).map_err(|e| TestCaseError::fail(format!("{what}: {e}")))
 }
 
-/// The gradients of `sum(f(inputs)²)` computed with a graph (flattened and concatenated), so
-/// checking their gradient exercises every op's double backward. Under gradcheck's numeric
-/// evaluation (no grad, detached inputs) the inputs are made leaves again.
-fn grad_of_square(f: impl Fn(&[Tensor]) -> Tensor) -> impl Fn(&[Tensor]) -> Tensor {
-    move |v: &[Tensor]| {
-        let _g = grad_mode(true);
-        let v: Vec<Tensor> = v
-            .iter()
-            .map(|t| {
-                if t.requires_grad() {
-                    t.clone()
-                } else {
-                    t.detach().requires_grad_(true)
-                }
-            })
-            .collect();
-        let y = f(&v);
-        let g = autograd::grad(&[y.square().sum()], &v, None, true, true);
-        let flat: Vec<Tensor> = g.into_iter().flatten().map(|t| t.reshape([-1])).collect();
-        Tensor::cat(&flat, 0)
-    }
+/// [`check`], then `gradgradcheck` of `f(inputs)²`: squared, the gradient reaching the op's
+/// backward depends on the inputs, so the backward's own backward runs (for the piecewise-linear
+/// poolings `f` alone would have a constant first derivative and check nothing).
+fn check_twice(
+    what: &str,
+    f: impl Fn(&[Tensor]) -> Tensor,
+    inputs: &[Tensor],
+) -> Result<(), TestCaseError> {
+    check(what, &f, inputs)?;
+    let squared = |v: &[Tensor]| f(v).square();
+    gradgradcheck(squared, inputs, 1e-5, 1e-5, 1e-4)
+        .map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
+    note_nodes(squared, inputs);
+    Ok(())
 }
 
 /// A random convolution: (n, groups, c_in per group, c_out per group, [h, w], [kh, kw], stride,
@@ -226,79 +221,136 @@ fn conv_case() -> impl Strategy<Value = ConvCase> {
         )
 }
 
+fn conv2d_case(c: ConvCase, bias: bool, seed: u64) -> Result<(), TestCaseError> {
+    let (n, g, cg, og, hw, k, s, p, d) = c;
+    let x = leaf(&[n, g * cg, hw[0], hw[1]], seed);
+    let w = leaf(&[g * og, cg, k[0], k[1]], seed + 1);
+    let b = leaf(&[g * og], seed + 2);
+    let mut inputs = vec![x, w];
+    if bias {
+        inputs.push(b);
+    }
+    let f = move |v: &[Tensor]| v[0].conv2d(&v[1], v.get(2), s, p, d, g);
+    check_twice("conv2d", f, &inputs)
+}
+
+fn conv_transpose2d_case(c: ConvCase, op: usize, seed: u64) -> Result<(), TestCaseError> {
+    let (n, g, cg, og, hw, k, s, p, d) = c;
+    let out_pad = [0, 1].map(|i| op.min(s[i].max(d[i]) - 1));
+    let x = leaf(&[n, g * cg, hw[0], hw[1]], seed);
+    let w = leaf(&[g * cg, og, k[0], k[1]], seed + 1);
+    let b = leaf(&[g * og], seed + 2);
+    // Padding may not exceed the full output; clip it for small inputs.
+    let full = [0, 1].map(|i| (hw[i] - 1) * s[i] + d[i] * (k[i] - 1) + 1 + out_pad[i]);
+    let p = [0, 1].map(|i| p[i].min((full[i] - 1) / 2));
+    let f = move |v: &[Tensor]| v[0].conv_transpose2d(&v[1], Some(&v[2]), s, p, out_pad, g, d);
+    check_twice("conv_transpose2d", f, &[x, w, b])
+}
+
+/// `[n, c_in, c_out, kernel, extra length, stride]`, `"same"` padding or not, a seed.
+fn conv1d_case(
+    [n, c, o, k, l, stride]: [usize; 6],
+    same: bool,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let x = leaf(&[n, c, k + l], seed);
+    let w = leaf(&[o, c, k], seed + 1);
+    let b = leaf(&[o], seed + 2);
+    let (stride, pad) = if same {
+        (1, Padding::Same)
+    } else {
+        (stride, Padding::from(k / 2))
+    };
+    let f = move |v: &[Tensor]| v[0].conv1d(&v[1], Some(&v[2]), stride, pad, 1, 1);
+    check_twice("conv1d", f, &[x, w.clone(), b.clone()])?;
+    // Unbatched input.
+    check_twice("conv1d unbatched", f, &[leaf(&[c, k + l], seed + 3), w, b])
+}
+
+/// `[n, c, h, w, kernel, stride, padding, dilation]`, `ceil_mode`, a seed.
+fn pooling_case(
+    [n, c, h, w, k, s, pad, dil]: [usize; 8],
+    ceil: bool,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let k = k.min(h).min(w).max(1);
+    let pad = pad.min(k / 2);
+    // Distinct values keep every window's maximum unique, so the max is differentiable.
+    let x = {
+        let g = Generator::new(seed);
+        let perm = Tensor::randperm_with(n * c * h * w, Some(&g)).to_dtype(DType::F64);
+        (perm * 0.1)
+            .reshape([n, c, h, w])
+            .detach()
+            .requires_grad_(true)
+    };
+    let x = std::slice::from_ref(&x);
+    let dil = if (k - 1) * dil + 1 > h.min(w) + 2 * pad {
+        1
+    } else {
+        dil
+    };
+    let mp = move |v: &[Tensor]| v[0].max_pool2d(k, Some(s.into()), pad, dil, ceil);
+    check_twice("max_pool2d", mp, x)?;
+    let ap = move |v: &[Tensor]| v[0].avg_pool2d(k, Some(s.into()), pad, ceil, !ceil, None);
+    check_twice("avg_pool2d", ap, x)?;
+    let ap_div = move |v: &[Tensor]| v[0].avg_pool2d(k, None, pad, ceil, ceil, Some(3));
+    check_twice("avg_pool2d divisor_override", ap_div, x)?;
+    let (oh, ow) = (1 + h % 3, 1 + w % 4);
+    let aap = move |v: &[Tensor]| v[0].adaptive_avg_pool2d((oh, ow));
+    check_twice("adaptive_avg_pool2d", aap, x)?;
+    let amp = move |v: &[Tensor]| v[0].adaptive_max_pool2d((oh, ow));
+    check_twice("adaptive_max_pool2d", amp, x)?;
+    let x1 = x[0].detach().reshape([n, c * h, w]).requires_grad_(true);
+    let mp1 = move |v: &[Tensor]| v[0].max_pool1d(k, Some(s), pad, 1, ceil);
+    check_twice("max_pool1d", mp1, &[x1])
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 16, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn conv2d_gradcheck(c in conv_case(), bias in any::<bool>(), seed in 0u64..1000) {
-        let (n, g, cg, og, hw, k, s, p, d) = c;
-        let x = leaf(&[n, g * cg, hw[0], hw[1]], seed);
-        let w = leaf(&[g * og, cg, k[0], k[1]], seed + 1);
-        let b = leaf(&[g * og], seed + 2);
-        let mut inputs = vec![x, w];
-        if bias {
-            inputs.push(b);
-        }
-        let f = move |v: &[Tensor]| v[0].conv2d(&v[1], v.get(2), s, p, d, g);
-        check("conv2d", f, &inputs)?;
-        check("conv2d double backward", grad_of_square(f), &inputs)?;
+        conv2d_case(c, bias, seed)?;
     }
 
     #[test]
     fn conv_transpose2d_gradcheck(c in conv_case(), op in 0usize..2, seed in 0u64..1000) {
-        let (n, g, cg, og, hw, k, s, p, d) = c;
-        let out_pad = [0, 1].map(|i| op.min(s[i].max(d[i]) - 1));
-        let x = leaf(&[n, g * cg, hw[0], hw[1]], seed);
-        let w = leaf(&[g * cg, og, k[0], k[1]], seed + 1);
-        let b = leaf(&[g * og], seed + 2);
-        // Padding may not exceed the full output; clip it for small inputs.
-        let full = [0, 1].map(|i| (hw[i] - 1) * s[i] + d[i] * (k[i] - 1) + 1 + out_pad[i]);
-        let p = [0, 1].map(|i| p[i].min((full[i] - 1) / 2));
-        let f = move |v: &[Tensor]| v[0].conv_transpose2d(&v[1], Some(&v[2]), s, p, out_pad, g, d);
-        let inputs = [x, w, b];
-        check("conv_transpose2d", f, &inputs)?;
-        check("conv_transpose2d double backward", grad_of_square(f), &inputs)?;
+        conv_transpose2d_case(c, op, seed)?;
     }
 
     #[test]
     fn conv1d_gradcheck(n in 1usize..3, c in 1usize..4, o in 1usize..3, k in 1usize..4, l in 0usize..5,
                         stride in 1usize..3, same in any::<bool>(), seed in 0u64..1000) {
-        let x = leaf(&[n, c, k + l], seed);
-        let w = leaf(&[o, c, k], seed + 1);
-        let b = leaf(&[o], seed + 2);
-        let (stride, pad) = if same { (1, Padding::Same) } else { (stride, Padding::from(k / 2)) };
-        let f = move |v: &[Tensor]| v[0].conv1d(&v[1], Some(&v[2]), stride, pad, 1, 1);
-        check("conv1d", f, &[x.clone(), w.clone(), b.clone()])?;
-        // Unbatched input.
-        let f = move |v: &[Tensor]| v[0].conv1d(&v[1], Some(&v[2]), stride, pad, 1, 1);
-        check("conv1d unbatched", f, &[leaf(&[c, k + l], seed + 3), w, b])?;
+        conv1d_case([n, c, o, k, l, stride], same, seed)?;
     }
 
     #[test]
     fn pooling_gradcheck(n in 1usize..3, c in 1usize..3, h in 2usize..7, w in 2usize..7,
                          k in 1usize..4, s in 1usize..3, pad in 0usize..2, dil in 1usize..3,
                          ceil in any::<bool>(), seed in 0u64..1000) {
-        let k = k.min(h).min(w).max(1);
-        let pad = pad.min(k / 2);
-        // Distinct values keep every window's maximum unique, so the max is differentiable.
-        let x = {
-            let g = Generator::new(seed);
-            let perm = Tensor::randperm_with(n * c * h * w, Some(&g)).to_dtype(DType::F64);
-            (perm * 0.1).reshape([n, c, h, w]).detach().requires_grad_(true)
-        };
-        let dil = if (k - 1) * dil + 1 > h.min(w) + 2 * pad { 1 } else { dil };
-        let mp = move |v: &[Tensor]| v[0].max_pool2d(k, Some(s.into()), pad, dil, ceil);
-        check("max_pool2d", mp, std::slice::from_ref(&x))?;
-        check("max_pool2d double backward", grad_of_square(mp), std::slice::from_ref(&x))?;
-        let ap = move |v: &[Tensor]| v[0].avg_pool2d(k, Some(s.into()), pad, ceil, !ceil, None);
-        check("avg_pool2d", ap, std::slice::from_ref(&x))?;
-        check("avg_pool2d double backward", grad_of_square(ap), std::slice::from_ref(&x))?;
-        let (oh, ow) = (1 + h % 3, 1 + w % 4);
-        check("adaptive_avg_pool2d", move |v: &[Tensor]| v[0].adaptive_avg_pool2d((oh, ow)), std::slice::from_ref(&x))?;
-        check("adaptive_max_pool2d", move |v: &[Tensor]| v[0].adaptive_max_pool2d((oh, ow)), std::slice::from_ref(&x))?;
-        let x1 = x.detach().reshape([n, c * h, w]).requires_grad_(true);
-        check("max_pool1d", move |v: &[Tensor]| v[0].max_pool1d(k, Some(s), pad, 1, ceil), &[x1])?;
+        pooling_case([n, c, h, w, k, s, pad, dil], ceil, seed)?;
     }
+}
+
+/// Every node `src/ops/conv.rs` and `src/ops/pool.rs` record goes through `gradgradcheck`:
+/// the properties above, once each on fixed arguments, note the nodes they checked.
+#[test]
+fn every_conv_and_pool_node_is_second_order_checked() {
+    let conv = (2, 2, 2, 1, [4, 5], [2, 3], [2, 1], [1, 0], [1, 2]);
+    conv2d_case(conv, true, 1).unwrap();
+    conv_transpose2d_case(conv, 1, 2).unwrap();
+    conv1d_case([2, 2, 2, 3, 2, 2], false, 3).unwrap();
+    conv1d_case([1, 2, 1, 2, 1, 1], true, 4).unwrap();
+    pooling_case([2, 2, 5, 6, 3, 2, 1, 1], true, 5).unwrap();
+    pooling_case([1, 2, 4, 4, 2, 1, 0, 2], false, 6).unwrap();
+    assert_every_node_checked(
+        &[
+            ("conv.rs", include_str!("../src/ops/conv.rs")),
+            ("pool.rs", include_str!("../src/ops/pool.rs")),
+        ],
+        &[],
+    );
 }
 
 /// A 1×1 transposed convolution whose output padding (allowed by the dilation) makes the output
@@ -315,18 +367,7 @@ fn pointwise_transposed_convolution_with_output_padding() {
     let want = [3.25, 4.75, 0.25, 6.25, 7.75, 0.25, 0.25, 0.25, 0.25];
     assert_eq!(y.to_vec::<f64>(), want);
     let f = |v: &[Tensor]| v[0].conv_transpose2d(&v[1], Some(&v[2]), 1, 0, 1, 1, 2);
-    check(
-        "conv_transpose2d pointwise",
-        f,
-        &[x.clone(), w.clone(), b.clone()],
-    )
-    .unwrap();
-    check(
-        "conv_transpose2d pointwise double backward",
-        grad_of_square(f),
-        &[x, w, b],
-    )
-    .unwrap();
+    check_twice("conv_transpose2d pointwise", f, &[x, w, b]).unwrap();
 }
 
 // ----- strides, threads -----

@@ -64,6 +64,20 @@ fn a_backward_returning_too_few_gradients_panics_naming_the_node() {
 }
 
 #[test]
+#[should_panic(
+    expected = "function LongBackward returned an incorrect number of gradients (expected 1, got 3)"
+)]
+fn a_backward_returning_too_many_gradients_panics_naming_the_node() {
+    let x = Tensor::from_slice(&[1.0f64], [1]).requires_grad_(true);
+    // One input, three gradients: the extra two must not be dropped silently (nor sent along
+    // edges that do not exist).
+    let z = custom_op(&x.detach() * 2.0, "LongBackward", &[&x], |g| {
+        smallvec![Some(g * 2.0), Some(g.clone()), None]
+    });
+    z.sum().backward();
+}
+
+#[test]
 fn a_panicking_backward_leaves_the_graph_usable() {
     let x = Tensor::from_slice(&[1.0f64, 2.0], [2]).requires_grad_(true);
     let armed = Arc::new(std::sync::atomic::AtomicBool::new(true));

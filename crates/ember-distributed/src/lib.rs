@@ -34,6 +34,8 @@
 //!   [`DistError::Unavailable`]; the default build needs neither library.
 
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod ddp;
 mod error;

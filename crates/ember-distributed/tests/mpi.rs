@@ -4,9 +4,9 @@
 //! argument) it is one rank of that scenario.
 //!
 //! * `collectives` (2 and 3 ranks): every collective, dtypes f32/f64/i64 (and bool, u8),
-//!   non-contiguous and partial views, empty tensors, the errors of mismatched or refused
-//!   calls, and DistributedDataParallel's mechanics (buckets started during backward,
-//!   averaging, `no_sync`, buffer broadcast).
+//!   non-contiguous and partial views, empty tensors (f32/f64/i64, every collective and
+//!   send/recv), the errors of mismatched or refused calls, and DistributedDataParallel's
+//!   mechanics (buckets started during backward, averaging, `no_sync`, buffer broadcast).
 //! * `equivalence` (2 ranks): 50 steps of the MNIST MLP at 2 × batch 32 end with the weights
 //!   of 1 process × batch 64 on the same samples, bit-identical on both ranks.
 //! * `fault` (3 ranks): rank 2 exits mid-training (`process::exit`); ranks 0 and 1 fail with
@@ -16,8 +16,9 @@
 //!   plain `mpirun`, Open MPI aborts the whole job at once, naming rank 2.
 //! * `timeout` (2 ranks): rank 1 is late for a barrier; rank 0, with a 1 s timeout, fails
 //!   after 1 s with a timeout error.
-//! * `nccl` (built with the `nccl` feature, one rank per GPU when a GPU is present): the
-//!   collectives and DDP on CUDA tensors.
+//! * `nccl` (built with the `nccl` feature, one rank per GPU when a GPU is present; world size
+//!   1 on one GPU): the collectives and DDP on CUDA tensors. `--only-nccl` runs just this
+//!   scenario (the GPU check, `xtask/gpu/run.sh`, does).
 //! * without `mpirun`: a clear error.
 
 use ember_autograd::{manual_seed, no_grad, DType, Tensor};
@@ -47,6 +48,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some(s @ ("collectives" | "equivalence" | "fault" | "timeout" | "nccl")) => rank_main(s),
+        // The GPU check (xtask/gpu/run.sh) launches only the NCCL scenario.
+        Some("--only-nccl") => std::process::exit(nccl_launcher()),
         _ => std::process::exit(launcher()),
     }
 }
@@ -184,28 +187,8 @@ fn launcher() -> i32 {
     let o = mpirun(2, &[], "timeout");
     rank_results(&o, 2, "timeout -np 2", &mut passed, &mut failed);
 
-    // NCCL, when built with it and a GPU is at hand: one rank per GPU (with one GPU, world
-    // size 1 still runs every NCCL code path).
     #[cfg(feature = "nccl")]
-    {
-        let gpus = Command::new("nvidia-smi")
-            .arg("-L")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).matches("GPU ").count())
-            .unwrap_or(0);
-        if gpus == 0 {
-            println!("scenario nccl: not run, no GPU on this machine (nvidia-smi -L lists none)");
-        } else {
-            let o = mpirun(gpus, &[], "nccl");
-            rank_results(
-                &o,
-                gpus,
-                &format!("nccl -np {gpus}"),
-                &mut passed,
-                &mut failed,
-            );
-        }
-    }
+    launch_nccl(&mut passed, &mut failed);
 
     // Without mpirun: a clear error, not a silent one-process job.
     let mut cmd = Command::new(std::env::current_exe().unwrap());
@@ -224,6 +207,46 @@ fn launcher() -> i32 {
 
     println!("{passed} passed, {failed} failed");
     i32::from(failed > 0)
+}
+
+/// NCCL, when built with it and a GPU is at hand: one rank per GPU. With one GPU the world
+/// size is 1, which still runs every NCCL code path (the communicator bootstrapped over MPI,
+/// each collective, DDP on CUDA tensors) though no data crosses devices; the output says so.
+#[cfg(feature = "nccl")]
+fn launch_nccl(passed: &mut usize, failed: &mut usize) {
+    let gpus = Command::new("nvidia-smi")
+        .arg("-L")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).matches("GPU ").count())
+        .unwrap_or(0);
+    if gpus == 0 {
+        println!("scenario nccl: not run, no GPU on this machine (nvidia-smi -L lists none)");
+        return;
+    }
+    if gpus == 1 {
+        println!(
+            "scenario nccl: one GPU, so world size 1: every NCCL code path runs (communicator \
+             over MPI, each collective, DDP), but no data crosses devices"
+        );
+    }
+    let o = mpirun(gpus, &[], "nccl");
+    rank_results(&o, gpus, &format!("nccl -np {gpus}"), passed, failed);
+}
+
+/// `--only-nccl`: the NCCL scenario alone, for the GPU check.
+fn nccl_launcher() -> i32 {
+    #[cfg(feature = "nccl")]
+    {
+        let (mut passed, mut failed) = (0, 0);
+        launch_nccl(&mut passed, &mut failed);
+        println!("{passed} passed, {failed} failed");
+        i32::from(failed > 0)
+    }
+    #[cfg(not(feature = "nccl"))]
+    {
+        println!("--only-nccl: this test binary was built without the nccl feature");
+        1
+    }
 }
 
 // ----- one rank -----
@@ -551,17 +574,57 @@ fn bool_and_u8(pg: &ProcessGroup) -> Check {
 }
 
 fn empty_tensors(pg: &ProcessGroup) -> Check {
-    let n = pg.world_size();
-    for shape in [vec![0], vec![2, 0]] {
-        let t = Tensor::full_on(&shape, 1.0, DType::F32, ember_autograd::Device::Cpu);
-        dist_err(pg.all_reduce(&t, ReduceOp::Sum))?;
-        dist_err(pg.broadcast(&t, 0))?;
-        let outs: Vec<Tensor> = (0..n).map(|_| t.zeros_like()).collect();
-        dist_err(pg.all_gather(&outs, &t))?;
-        dist_err(pg.reduce_scatter(&t, &outs, ReduceOp::Sum))?;
-        ensure!(t.shape() == shape.as_slice(), "shape kept");
+    let (r, n) = (pg.rank(), pg.world_size());
+    let (next, prev) = ((r + 1) % n, (r + n - 1) % n);
+    for dtype in [DType::F32, DType::F64, DType::I64] {
+        for shape in [vec![0], vec![2, 0]] {
+            let t = Tensor::full_on(&shape, 1.0, dtype, ember_autograd::Device::Cpu);
+            let what = format!("{dtype} {shape:?}");
+            dist_err(pg.all_reduce(&t, ReduceOp::Sum))?;
+            if dtype.is_float() {
+                // (Avg of an integer tensor is refused, empty or not: see `all_reduce`.)
+                dist_err(pg.all_reduce(&t, ReduceOp::Avg))?;
+            }
+            dist_err(pg.broadcast(&t, 0))?;
+            let outs: Vec<Tensor> = (0..n).map(|_| t.zeros_like()).collect();
+            dist_err(pg.all_gather(&outs, &t))?;
+            dist_err(pg.reduce_scatter(&t, &outs, ReduceOp::Sum))?;
+            // A ring of empty messages; rank 0 sends first, as in `send_recv`.
+            let got = t.zeros_like();
+            if r == 0 {
+                dist_err(pg.send(&t, next))?;
+                ensure!(
+                    dist_err(pg.recv(&got, prev))? == prev,
+                    "{what}: recv returns the source"
+                );
+            } else {
+                dist_err(pg.recv(&got, prev))?;
+                dist_err(pg.send(&t, next))?;
+            }
+            for (name, x) in [("tensor", &t), ("received", &got)]
+                .into_iter()
+                .chain(outs.iter().map(|o| ("gathered", o)))
+            {
+                ensure!(
+                    x.shape() == shape.as_slice() && x.dtype() == dtype,
+                    "{what}: {name} became {} {:?}",
+                    x.dtype(),
+                    x.shape()
+                );
+            }
+        }
     }
-    Ok(())
+    // An empty message is still checked against the receiver's tensor.
+    if r == 0 {
+        dist_err(pg.send(&Tensor::zeros([0]), 1))?;
+    } else if r == 1 {
+        let e = pg.recv(&Tensor::zeros([2, 0]), 0).unwrap_err();
+        ensure!(
+            e.to_string().contains("rank 0 sent a float32 tensor of shape [0], but this rank receives into a float32 tensor of shape [2, 0]"),
+            "{e}"
+        );
+    }
+    dist_err(pg.barrier())
 }
 
 fn mismatch_errors(pg: &ProcessGroup) -> Check {

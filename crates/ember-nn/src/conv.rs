@@ -15,8 +15,8 @@
 
 use crate::init;
 use crate::module::{Module, Parameter, TrainFlag};
+use ember_autograd::conv::spatial_repr;
 use ember_autograd::{Generator, IntOrPair, Padding, Tensor};
-use ember_kernels::conv::spatial_repr;
 use ember_nn_derive::Module;
 
 /// A fresh weight of `shape` and, when `bias`, a bias of `bias_len`, initialised as PyTorch's

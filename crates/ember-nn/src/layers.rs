@@ -239,7 +239,7 @@ impl Unflatten {
 impl Module for Unflatten {
     #[track_caller]
     fn forward(&self, input: &Tensor) -> Tensor {
-        let d = ember_kernels::shape::normalize_dim(self.dim, input.dim());
+        let d = ember_autograd::shape::normalize_dim(self.dim, input.dim());
         let mut shape: Vec<isize> = input.shape()[..d].iter().map(|&s| s as isize).collect();
         let known: isize = self.sizes.iter().filter(|&&s| s >= 0).product();
         let inferred = self.sizes.iter().filter(|&&s| s < 0).count();

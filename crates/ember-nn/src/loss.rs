@@ -18,9 +18,9 @@
 //! cross-entropies so their gradients match PyTorch's at every point. Every backward is made of
 //! differentiable ops on the inputs' graphs, so second derivatives (`create_graph`) are right.
 
+use ember_autograd::shape::broadcast_shapes;
 use ember_autograd::smallvec::smallvec;
-use ember_autograd::{custom_op, no_grad, Tensor};
-use ember_kernels::loss::LossReduction;
+use ember_autograd::{custom_op, no_grad, LossReduction, Tensor};
 use std::str::FromStr;
 
 /// How a loss combines its per-element values (PyTorch's `reduction`).
@@ -159,7 +159,7 @@ fn check_pointwise(op: &str, input: &Tensor, target: &Tensor, rule: TargetShape)
         );
     }
     if input.shape() != target.shape() {
-        let joint = ember_kernels::shape::broadcast_shapes(input.shape(), target.shape());
+        let joint = broadcast_shapes(input.shape(), target.shape());
         let keeps_input = joint.as_deref() == Some(input.shape());
         if rule == TargetShape::Same || !keeps_input {
             let outcome = match joint {
@@ -196,7 +196,7 @@ fn check_probabilities(op: &str, input: &Tensor) {
 /// A per-element weight broadcast against the input, in the input's dtype.
 #[track_caller]
 fn check_broadcast_weight(op: &str, what: &str, input: &Tensor, w: &Tensor) -> Tensor {
-    match ember_kernels::shape::broadcast_shapes(w.shape(), input.shape()) {
+    match broadcast_shapes(w.shape(), input.shape()) {
         Some(s) if s.as_slice() == input.shape() => w.detach().to_dtype(input.dtype()),
         _ => panic!(
             "{op}: {what} of shape {:?} cannot be broadcast to the input shape {:?}",

@@ -2,9 +2,10 @@
 //! running statistics), gradient checks in f64 for every layer, initialisation distributions,
 //! dropout, normalisation and embedding behaviour.
 
-use ember_autograd::gradcheck::gradcheck;
+use ember_autograd::gradcheck::{gradcheck, gradgradcheck};
 use ember_autograd::{no_grad, DType, Generator, Tensor};
 use ember_nn::{self as nn, functional as F, init, Module};
+use ember_testkit::second_order::{assert_every_node_checked, note_nodes};
 use ember_testkit::{assert_close, cases, leaf_input, reduction_tol, tensor};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -115,10 +116,19 @@ fn leaf(shape: &[usize], seed: u64) -> Tensor {
     Tensor::normal_with(shape, 0.0, 1.0, DType::F64, Some(&g)).requires_grad_(true)
 }
 
+/// First and second derivatives against finite differences. The second-order check is of
+/// `f(inputs)²`: the gradient reaching the layer's backward then depends on the inputs, so that
+/// backward's own backward runs even for layers linear in an input (embedding, dropout).
 fn check(name: &str, f: impl Fn(&[Tensor]) -> Tensor, inputs: &[Tensor]) {
-    gradcheck(f, inputs, 1e-6, 1e-7, 1e-5).unwrap_or_else(|e| panic!("{name}: {e}"));
+    gradcheck(&f, inputs, 1e-6, 1e-7, 1e-5).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let squared = |v: &[Tensor]| f(v).square();
+    gradgradcheck(squared, inputs, 1e-5, 1e-5, 1e-4).unwrap_or_else(|e| panic!("{name}: {e}"));
+    note_nodes(squared, inputs);
 }
 
+/// `gradcheck` and `gradgradcheck` of every layer and functional op; at the end, every node the
+/// sources record (but for the losses', checked in `tests/losses.rs`) must have been among
+/// those checked.
 #[test]
 fn gradcheck_every_layer() {
     let (x, w, b) = (leaf(&[3, 4], 1), leaf(&[2, 4], 2), leaf(&[2], 3));
@@ -190,10 +200,18 @@ fn gradcheck_every_layer() {
         |v| F::embedding(&idx, &v[0]),
         &[leaf(&[4, 2], 10)],
     );
+    // Dropout with a fixed mask: the generator is made, with its seed, inside the function, so
+    // every evaluation draws the same mask. (`manual_seed` inside the function would do the same
+    // through the default generator, but other tests of this binary draw from it concurrently.)
     check(
         "dropout",
         |v| F::dropout_with(&v[0], 0.4, true, Some(&Generator::new(5))),
         std::slice::from_ref(&x),
+    );
+    check(
+        "dropout2d",
+        |v| F::dropout2d_with(&v[0], 0.5, true, Some(&Generator::new(6))),
+        &[leaf(&[2, 4, 3, 2], 11)],
     );
     // Activations, away from their kinks.
     let a = Tensor::from_slice(&[0.3f64, -1.2, 0.8, 2.0, -0.4, 0.1], [2, 3]).requires_grad_(true);
@@ -233,6 +251,24 @@ fn gradcheck_every_layer() {
         &inputs,
     );
     check("mlp/module", |v| mlp.forward(&v[0]), &[x]);
+
+    let src = |f: &'static str, text: &'static str| (f, text);
+    assert_every_node_checked(
+        &[
+            src("activation.rs", include_str!("../src/activation.rs")),
+            src("conv.rs", include_str!("../src/conv.rs")),
+            src("embedding.rs", include_str!("../src/embedding.rs")),
+            src("functional.rs", include_str!("../src/functional.rs")),
+            src("init.rs", include_str!("../src/init.rs")),
+            src("layers.rs", include_str!("../src/layers.rs")),
+            src("module.rs", include_str!("../src/module.rs")),
+            src("norm.rs", include_str!("../src/norm.rs")),
+            src("pool.rs", include_str!("../src/pool.rs")),
+            src("sequential.rs", include_str!("../src/sequential.rs")),
+            src("state.rs", include_str!("../src/state.rs")),
+        ],
+        &[],
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@ use ember_nn::{
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss, MSELoss, NLLLoss,
     Reduction, SmoothL1Loss,
 };
+use ember_testkit::second_order::{assert_every_node_checked, note_nodes};
 use ember_testkit::{assert_close, cases, leaf_input, reduction_tol, tensor};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -108,10 +109,13 @@ fn leaf(v: Vec<f64>, shape: &[usize]) -> Tensor {
 fn check(name: &str, f: impl Fn(&[Tensor]) -> Tensor, inputs: &[Tensor]) {
     gradcheck(&f, inputs, 1e-6, 1e-7, 1e-5).unwrap_or_else(|e| panic!("{name}: {e}"));
     gradgradcheck(&f, inputs, 1e-5, 1e-5, 1e-4).unwrap_or_else(|e| panic!("{name}: {e}"));
+    note_nodes(&f, inputs);
 }
 
 const REDUCTIONS: [Reduction; 3] = [Reduction::None, Reduction::Mean, Reduction::Sum];
 
+/// `gradcheck` and `gradgradcheck` of every loss with every reduction; at the end, every node
+/// `loss.rs` records must have been among those checked.
 #[test]
 fn gradcheck_every_loss() {
     let x = vec![0.3, -1.2, 0.8, 2.0, -0.4, 0.1, 1.3, -0.9];
@@ -228,6 +232,8 @@ fn gradcheck_every_loss() {
             std::slice::from_ref(&a),
         );
     }
+    // Every loss node `loss.rs` records went through gradgradcheck above.
+    assert_every_node_checked(&[("loss.rs", include_str!("../src/loss.rs"))], &[]);
 }
 
 #[test]

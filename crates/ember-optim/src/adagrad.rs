@@ -5,8 +5,8 @@ use crate::optimizer::{
     ParamGroup, ParamState,
 };
 use crate::state_dict::{OptimError, StateDict};
+use ember_autograd::optim::AdagradStep;
 use ember_autograd::Tensor;
-use ember_kernels::optim::AdagradStep;
 use serde::{Deserialize, Serialize};
 
 /// Adagrad's hyper-parameters (PyTorch's defaults).

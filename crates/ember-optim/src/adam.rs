@@ -5,8 +5,8 @@ use crate::optimizer::{
     ParamState,
 };
 use crate::state_dict::{OptimError, StateDict};
+use ember_autograd::optim::AdamStep;
 use ember_autograd::Tensor;
-use ember_kernels::optim::AdamStep;
 use serde::{Deserialize, Serialize};
 
 /// Adam's and AdamW's hyper-parameters.

@@ -5,8 +5,8 @@ use crate::optimizer::{
     ParamGroup, ParamState,
 };
 use crate::state_dict::{OptimError, StateDict};
+use ember_autograd::optim::RmspropStep;
 use ember_autograd::Tensor;
-use ember_kernels::optim::RmspropStep;
 use serde::{Deserialize, Serialize};
 
 /// RMSprop's hyper-parameters (PyTorch's defaults).

@@ -6,8 +6,8 @@ use crate::optimizer::{
     ParamGroup, ParamState,
 };
 use crate::state_dict::{OptimError, StateDict};
+use ember_autograd::optim::SgdStep;
 use ember_autograd::Tensor;
-use ember_kernels::optim::SgdStep;
 use serde::{Deserialize, Serialize};
 
 /// SGD's hyper-parameters (PyTorch's defaults).

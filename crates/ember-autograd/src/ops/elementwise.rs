@@ -268,6 +268,11 @@ impl Tensor {
     pub fn clamp_min(&self, min: f64) -> Tensor {
         self.clamp(Some(min), None)
     }
+    /// `clamp(x, max=…)` style upper bound.
+    #[track_caller]
+    pub fn clamp_max(&self, max: f64) -> Tensor {
+        self.clamp(None, Some(max))
+    }
     /// `x ^ exponent`, elementwise: a number (`x.pow(2.0)`) or a tensor broadcast against `x`
     /// (`x.pow(&y)`), as `torch.pow`.
     #[track_caller]

@@ -221,7 +221,7 @@ impl Tensor {
     ///
     /// ```
     /// use ember_autograd::Tensor;
-    /// use ember_kernels::loss::LossReduction;
+    /// use ember_autograd::LossReduction;
     /// let x = Tensor::from_slice(&[-0.122f64, 0.105], [1, 2]);
     /// let t = Tensor::from_slice(&[1.0f64, 0.0], [1, 2]);
     /// let l = x.cross_entropy(&t, None, -100, 0.0, LossReduction::Mean);
