@@ -1,8 +1,8 @@
 //! Convolution and pooling on `CudaStorage` (`conv.cu`) — the methods of `cpu/conv.rs` and
 //! `cpu/pool.rs`, with their semantics and messages.
 //!
-//! A convolution runs per chunk of samples (sized so the patch matrix stays under
-//! [`COL_BUDGET`] elements): `im2col` builds the chunk's patch matrix from the input read
+//! A convolution runs per chunk of samples (sized so the patch matrix stays under a budget,
+//! 2²⁴ elements by default): `im2col` builds the chunk's patch matrix from the input read
 //! through its own strides, and cuBLAS multiplies it by the weight — strided-batched over the
 //! chunk's samples with one group, over the groups of each sample otherwise. The input
 //! gradient multiplies `Wᵀ` by the output gradient into a patch-matrix gradient and `col2im`
@@ -31,13 +31,25 @@ use crate::conv::{AvgDivisor, ConvParams, PoolWindows};
 use crate::dtype::DType;
 use crate::layout::Layout;
 use crate::{cuda_args, kname};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Threads per block of every kernel here (one work item per thread, grid-strided).
 const THREADS: u32 = 256;
 
-/// Most patch-matrix elements held at once: a chunk has as many samples as fit (at least one).
+/// Most patch-matrix elements held at once by default: a chunk has as many samples as fit (at
+/// least one).
 const COL_BUDGET: usize = 1 << 24;
+
+static COL_BUDGET_NOW: AtomicUsize = AtomicUsize::new(COL_BUDGET);
+
+/// Sets the patch-matrix budget (elements; default 2²⁴) that sizes the chunks of samples a
+/// convolution runs in — for tests of the multi-chunk paths. Results do not depend on it
+/// beyond rounding.
+#[doc(hidden)]
+pub fn set_col_budget(elems: usize) {
+    COL_BUDGET_NOW.store(elems.max(1), Ordering::Relaxed);
+}
 
 /// Index arithmetic in 32 bits when the work items fit.
 fn use32(total: usize) -> u32 {
@@ -139,10 +151,10 @@ impl Geom {
         self.p.groups
     }
 
-    /// Samples per chunk: as many as keep the patch matrix within [`COL_BUDGET`].
+    /// Samples per chunk: as many as keep the patch matrix within the budget.
     fn chunk(&self) -> usize {
         let per_sample = (self.groups() * self.k() * self.ohw()).max(1);
-        (COL_BUDGET / per_sample).clamp(1, self.n.max(1))
+        (COL_BUDGET_NOW.load(Ordering::Relaxed) / per_sample).clamp(1, self.n.max(1))
     }
 
     /// A 1×1 kernel at stride 1 without padding and an output the input's size.
