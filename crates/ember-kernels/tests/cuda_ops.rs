@@ -4,6 +4,7 @@
 //! `cargo test -p ember-kernels --features cuda --test cuda_ops`.
 #![cfg(feature = "cuda")]
 
+use ember_kernels::conv::{AvgDivisor, ConvParams, PoolParams, PoolWindows};
 use ember_kernels::cpu::CpuStorage;
 use ember_kernels::cuda::{self, CudaStorage};
 use ember_kernels::dtype::{DType, Scalar};
@@ -1198,4 +1199,266 @@ fn a_repeated_computation_allocates_nothing_after_warm_up() {
     );
     assert_eq!(after.allocated, before.allocated);
     assert!(cuda::max_memory_allocated(dev) >= 64 * 128 * 4);
+}
+
+/// Sets the convolutions' patch-matrix budget for case `case` of geometry `xs`, `ws`, `out`:
+/// the default (one chunk), one sample per chunk, or two (a shorter last chunk when N = 3).
+fn conv_budget(case: usize, xs: &[usize; 4], ws: &[usize; 4], out: [usize; 2]) {
+    let per_sample = xs[1] * ws[2] * ws[3] * out[0] * out[1];
+    cuda::set_col_budget(match case % 3 {
+        0 => 1 << 24,
+        1 => 1,
+        _ => 2 * per_sample,
+    });
+}
+
+/// A random convolution geometry: (input `(N, C_in, H, W)`, weight shape, parameters, output
+/// spatial size). Every fourth case is pointwise (1×1, stride 1, no padding).
+fn conv_case(r: &mut Rng) -> ([usize; 4], [usize; 4], ConvParams, [usize; 2]) {
+    let groups = 1 + r.below(3);
+    let (cg, og) = (1 + r.below(3), 1 + r.below(3));
+    let n = 1 + r.below(3);
+    let pointwise = r.below(4) == 0;
+    let (kernel, p) = if pointwise {
+        (
+            [1, 1],
+            ConvParams {
+                stride: [1, 1],
+                padding: [[0, 0], [0, 0]],
+                dilation: [1, 1],
+                groups,
+            },
+        )
+    } else {
+        let pad = |r: &mut Rng| [r.below(3), r.below(3)];
+        (
+            [1 + r.below(3), 1 + r.below(3)],
+            ConvParams {
+                stride: [1 + r.below(2), 1 + r.below(3)],
+                padding: [pad(r), pad(r)],
+                dilation: [1 + r.below(2), 1 + r.below(2)],
+                groups,
+            },
+        )
+    };
+    // Large enough that the dilated kernel fits the padded input.
+    let hw = [0, 1].map(|d| {
+        let need = p
+            .dilated(d, kernel[d])
+            .saturating_sub(p.padding[d][0] + p.padding[d][1]);
+        need.max(1) + r.below(5)
+    });
+    let out = p.output_size("conv2d", hw, kernel);
+    (
+        [n, groups * cg, hw[0], hw[1]],
+        [groups * og, cg, kernel[0], kernel[1]],
+        p,
+        out,
+    )
+}
+
+#[test]
+fn conv2d_matches_cpu() {
+    let Some(dev) = gpu("conv2d_matches_cpu") else {
+        return;
+    };
+    let mut r = Rng(21);
+    for d in [DType::F32, DType::F64] {
+        for case in 0..36 {
+            let (xs, ws, p, out) = conv_case(&mut r);
+            conv_budget(case, &xs, &ws, out);
+            let (lx, nx) = strided(&mut r, &xs, false);
+            let (lw, nw) = strided(&mut r, &ws, false);
+            let (x, w) = (values(&mut r, nx, d), values(&mut r, nw, d));
+            let bias = (r.below(2) == 0).then(|| {
+                let (lb, nb) = strided(&mut r, &[ws[0]], false);
+                (values(&mut r, nb, d), lb)
+            });
+            let what = format!("conv2d {d} case {case}: x {xs:?} w {ws:?} {p:?}");
+            let want = x.conv2d(&lx, &w, &lw, bias.as_ref().map(|(b, l)| (b, l)), &p, out);
+            let (gb, gw) = (bias.as_ref().map(|(b, l)| (up(b, dev), l)), up(&w, dev));
+            let got = up(&x, dev)
+                .conv2d(&lx, &gw, &lw, gb.as_ref().map(|(b, l)| (b, *l)), &p, out)
+                .to_cpu(&Layout::contiguous(&[want.len()]));
+            assert_close(&what, &got, &want, 4.0 * tol(d));
+        }
+    }
+}
+
+#[test]
+fn conv2d_backward_matches_cpu() {
+    let Some(dev) = gpu("conv2d_backward_matches_cpu") else {
+        return;
+    };
+    let mut r = Rng(22);
+    for d in [DType::F32, DType::F64] {
+        for case in 0..36 {
+            let (xs, ws, p, out) = conv_case(&mut r);
+            conv_budget(case, &xs, &ws, out);
+            let gs = [xs[0], ws[0], out[0], out[1]];
+            let (lg, ng) = strided(&mut r, &gs, false);
+            let (lw, nw) = strided(&mut r, &ws, false);
+            let (lx, nx) = strided(&mut r, &xs, false);
+            let (g, w, x) = (
+                values(&mut r, ng, d),
+                values(&mut r, nw, d),
+                values(&mut r, nx, d),
+            );
+            let (cg, cw, cx) = (up(&g, dev), up(&w, dev), up(&x, dev));
+            let what = format!("case {case}: x {xs:?} w {ws:?} {p:?}");
+            // The input gradient, also of a larger input the same windows cover (a transposed
+            // convolution's output padding).
+            let mut input = [xs[2], xs[3]];
+            for dim in 0..2 {
+                let grown = input[dim] + r.below(p.stride[dim]);
+                let mut bigger = input;
+                bigger[dim] = grown;
+                if p.output_size("conv2d", bigger, [ws[2], ws[3]]) == out {
+                    input = bigger;
+                }
+            }
+            let want = g.conv2d_backward_input(&lg, &w, &lw, &p, input);
+            let got = cg
+                .conv2d_backward_input(&lg, &cw, &lw, &p, input)
+                .to_cpu(&Layout::contiguous(&[want.len()]));
+            assert_close(
+                &format!("conv2d_backward_input {d} {what} input {input:?}"),
+                &got,
+                &want,
+                4.0 * tol(d),
+            );
+            let want = x.conv2d_backward_weight(&lx, &g, &lg, &p, [ws[2], ws[3]]);
+            let got = cx
+                .conv2d_backward_weight(&lx, &cg, &lg, &p, [ws[2], ws[3]])
+                .to_cpu(&Layout::contiguous(&[want.len()]));
+            assert_close(
+                &format!("conv2d_backward_weight {d} {what}"),
+                &got,
+                &want,
+                4.0 * tol(d),
+            );
+        }
+    }
+}
+
+/// A random pooling geometry: input `(N, C, H, W)`, windows (sliding with random kernel,
+/// stride, padding, dilation and ceil_mode, or adaptive), output spatial size.
+fn pool_case(r: &mut Rng, dilate: bool) -> ([usize; 4], PoolWindows, [usize; 2]) {
+    let (n, c) = (1 + r.below(2), 1 + r.below(3));
+    if r.below(4) == 0 {
+        let hw = [1 + r.below(7), 1 + r.below(7)];
+        let out = [1 + r.below(hw[0] + 2), 1 + r.below(hw[1] + 2)];
+        return ([n, c, hw[0], hw[1]], PoolWindows::Adaptive, out);
+    }
+    let kernel = [1 + r.below(3), 1 + r.below(3)];
+    let dilation = if dilate {
+        [1 + r.below(2), 1 + r.below(2)]
+    } else {
+        [1, 1]
+    };
+    // At most half the dilated kernel (PoolParams::resolve's rule).
+    let effective = [0, 1].map(|d| (kernel[d] - 1) * dilation[d] + 1);
+    let padding = effective.map(|e| r.below(e / 2 + 1));
+    let stride = [1 + r.below(3), 1 + r.below(3)];
+    let pp = PoolParams {
+        kernel,
+        stride,
+        padding,
+        dilation,
+        ceil_mode: r.below(2) == 0,
+    };
+    let hw = [0, 1].map(|d| (kernel[d] - 1) * dilation[d] + 1 + r.below(5));
+    let shape = [n, c, hw[0], hw[1]];
+    let out = pp.output_size("pool", &shape, &shape);
+    (shape, PoolWindows::Sliding(pp), out)
+}
+
+/// Pooling inputs with ties, and (when `specials`) NaNs and infinities.
+fn pool_values(r: &mut Rng, n: usize, d: DType, specials: bool) -> CpuStorage {
+    let v: Vec<f64> = (0..n)
+        .map(|_| match r.below(if specials { 12 } else { 10 }) {
+            0..=4 => r.below(4) as f64 - 2.0,
+            10 => f64::NAN,
+            11 => f64::NEG_INFINITY,
+            _ => r.float() * 2.0,
+        })
+        .collect();
+    CpuStorage::from_vec(v).cast(&Layout::contiguous(&[n]), d)
+}
+
+/// `vals` (row-major over `l`'s shape) placed at `l`'s positions in a zero storage of `n`.
+fn place_i64(vals: &[i64], l: &Layout, n: usize) -> CpuStorage {
+    let mut v = vec![0i64; n];
+    for (x, pos) in vals.iter().zip(l.positions()) {
+        v[pos] = *x;
+    }
+    CpuStorage::from_vec(v)
+}
+
+#[test]
+fn max_pool2d_matches_cpu() {
+    let Some(dev) = gpu("max_pool2d_matches_cpu") else {
+        return;
+    };
+    let mut r = Rng(23);
+    for d in [DType::F32, DType::F64] {
+        for case in 0..30 {
+            let (xs, windows, out) = pool_case(&mut r, true);
+            let (lx, nx) = strided(&mut r, &xs, false);
+            let x = pool_values(&mut r, nx, d, case % 3 == 0);
+            let what = format!("max_pool2d {d} case {case}: x {xs:?} {windows:?} out {out:?}");
+            let (wv, wi) = x.max_pool2d(&lx, &windows, out);
+            let (gv, gi) = up(&x, dev).max_pool2d(&lx, &windows, out);
+            let lo = Layout::contiguous(&[wv.len()]);
+            // The same maxima and the same (first maximal, NaN winning) indices, exactly.
+            assert_close(&format!("{what} values"), &gv.to_cpu(&lo), &wv, 0.0);
+            assert_close(&format!("{what} indices"), &gi.to_cpu(&lo), &wi, 0.0);
+            // Backward through strided views of the gradient and the indices.
+            let gs = [xs[0], xs[1], out[0], out[1]];
+            let (lg, ng) = strided(&mut r, &gs, false);
+            let g = values(&mut r, ng, d);
+            let (li, ni) = strided(&mut r, &gs, false);
+            let idx = place_i64(&wi.to_vec::<i64>(&lo), &li, ni);
+            let input = [xs[2], xs[3]];
+            let want = g.max_pool2d_backward(&lg, &idx, &li, input);
+            let got = up(&g, dev)
+                .max_pool2d_backward(&lg, &up(&idx, dev), &li, input)
+                .to_cpu(&Layout::contiguous(&[want.len()]));
+            assert_close(&format!("{what} backward"), &got, &want, 4.0 * tol(d));
+        }
+    }
+}
+
+#[test]
+fn avg_pool2d_matches_cpu() {
+    let Some(dev) = gpu("avg_pool2d_matches_cpu") else {
+        return;
+    };
+    let mut r = Rng(24);
+    for d in [DType::F32, DType::F64] {
+        for case in 0..30 {
+            let (xs, windows, out) = pool_case(&mut r, false);
+            let div = AvgDivisor {
+                count_include_pad: r.below(2) == 0,
+                divisor_override: (r.below(4) == 0).then(|| 1 + r.below(5)),
+            };
+            let (lx, nx) = strided(&mut r, &xs, false);
+            let x = values(&mut r, nx, d);
+            let what = format!("avg_pool2d {d} case {case}: x {xs:?} {windows:?} {div:?}");
+            let want = x.avg_pool2d(&lx, &windows, div, out);
+            let got = up(&x, dev)
+                .avg_pool2d(&lx, &windows, div, out)
+                .to_cpu(&Layout::contiguous(&[want.len()]));
+            assert_close(&what, &got, &want, 4.0 * tol(d));
+            let gs = [xs[0], xs[1], out[0], out[1]];
+            let (lg, ng) = strided(&mut r, &gs, false);
+            let g = values(&mut r, ng, d);
+            let input = [xs[2], xs[3]];
+            let want = g.avg_pool2d_backward(&lg, &windows, div, input);
+            let got = up(&g, dev)
+                .avg_pool2d_backward(&lg, &windows, div, input)
+                .to_cpu(&Layout::contiguous(&[want.len()]));
+            assert_close(&format!("{what} backward"), &got, &want, 4.0 * tol(d));
+        }
+    }
 }

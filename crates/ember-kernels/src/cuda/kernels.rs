@@ -35,11 +35,13 @@ pub enum Family {
     Random,
     /// Integer GEMM (`matmul.cu`).
     Matmul,
+    /// Convolution (im2col / col2im) and pooling (`conv.cu`).
+    Conv,
 }
 
 impl Family {
     /// Every family.
-    pub const ALL: [Family; 9] = [
+    pub const ALL: [Family; 10] = [
         Family::Elementwise,
         Family::Cast,
         Family::Reduce,
@@ -49,6 +51,7 @@ impl Family {
         Family::Optim,
         Family::Random,
         Family::Matmul,
+        Family::Conv,
     ];
 
     /// The family's source file.
@@ -62,6 +65,7 @@ impl Family {
             Family::Optim => include_str!("kernels/optim.cu"),
             Family::Random => include_str!("kernels/random.cu"),
             Family::Matmul => include_str!("kernels/matmul.cu"),
+            Family::Conv => include_str!("kernels/conv.cu"),
         }
     }
 
@@ -77,6 +81,7 @@ impl Family {
             Family::Optim => "optim",
             Family::Random => "random",
             Family::Matmul => "matmul",
+            Family::Conv => "conv",
         }
     }
 
@@ -84,7 +89,7 @@ impl Family {
     pub fn dtypes(self) -> &'static [DType] {
         const FLOATS: &[DType] = &[DType::F32, DType::F64];
         match self {
-            Family::Softmax | Family::Loss | Family::Optim => FLOATS,
+            Family::Softmax | Family::Loss | Family::Optim | Family::Conv => FLOATS,
             Family::Matmul => &[DType::U8, DType::I64],
             _ => &DType::ALL,
         }
@@ -277,6 +282,7 @@ fn family_structs(f: Family) -> &'static [&'static str] {
         Family::Loss => &["CeP", "GradP"],
         Family::Optim => &["SgdP", "AdamP", "RmsP", "AdagradP"],
         Family::Matmul => &["GemmP"],
+        Family::Conv => &["ConvP", "PoolP"],
         _ => &[],
     }
 }
@@ -332,6 +338,7 @@ fn instantiations(f: Family, d: DType) -> String {
             }
         }
         Family::Matmul => writeln!(s, "INSTANTIATE_MATMUL({t}, {n})").unwrap(),
+        Family::Conv => writeln!(s, "INSTANTIATE_CONV({t}, {n})").unwrap(),
     }
     s
 }
@@ -456,6 +463,14 @@ pub fn expected_kernels(f: Family, d: DType) -> Vec<String> {
             v
         }
         Family::Matmul => with(&["gemm_int"]),
+        Family::Conv => with(&[
+            "im2col",
+            "col2im",
+            "max_pool",
+            "max_pool_bwd",
+            "avg_pool",
+            "avg_pool_bwd",
+        ]),
     }
 }
 
@@ -471,8 +486,8 @@ mod tests {
     #[test]
     fn every_module_has_its_kernels_and_asserts() {
         let mods = all_modules();
-        // Five families for every dtype, three for f32/f64, the integer GEMM for u8/i64.
-        assert_eq!(mods.len(), 5 * 5 + 3 * 2 + 2);
+        // Five families for every dtype, four for f32/f64, the integer GEMM for u8/i64.
+        assert_eq!(mods.len(), 5 * 5 + 4 * 2 + 2);
         for (f, d) in mods {
             let src = module_source(f, d);
             assert!(src.contains("static_assert(sizeof(ElemGeom) == 400"));
@@ -485,6 +500,9 @@ mod tests {
         assert!(module_source(Family::Index, DType::I64).contains("INSTANTIATE_ONE_HOT"));
         assert!(!module_source(Family::Index, DType::F32).contains("INSTANTIATE_ONE_HOT\n"));
         assert!(module_source(Family::Optim, DType::F64).contains("sizeof(AdamP) == 96"));
+        let conv = module_source(Family::Conv, DType::F32);
+        assert!(conv.contains("INSTANTIATE_CONV(float, f32)"));
+        assert!(conv.contains("sizeof(ConvP) == 208") && conv.contains("sizeof(PoolP) == 208"));
     }
 
     #[test]

@@ -47,6 +47,9 @@ mod softmax;
 pub mod storage;
 
 #[cfg(feature = "cuda")]
+#[doc(hidden)]
+pub use conv::set_col_budget;
+#[cfg(feature = "cuda")]
 pub use storage::CudaStorage;
 
 pub use alloc::MemoryStats;

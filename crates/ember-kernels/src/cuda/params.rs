@@ -204,6 +204,93 @@ pub struct GemmP {
     pub pad: u32,
 }
 
+/// Geometry of one im2col / col2im launch (`conv.cu`): a chunk of `n` samples of a 2-D
+/// convolution, how the input is strided and how the patch matrix ("columns") is laid out.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConvP {
+    /// Samples in this launch.
+    pub n: u64,
+    /// Input channels (all groups).
+    pub cin: u64,
+    /// Input height.
+    pub h: u64,
+    /// Input width.
+    pub w: u64,
+    /// Output height.
+    pub oh: u64,
+    /// Output width.
+    pub ow: u64,
+    /// Kernel height.
+    pub kh: u64,
+    /// Kernel width.
+    pub kw: u64,
+    /// Input channels of one group.
+    pub cg: u64,
+    /// Groups.
+    pub groups: u64,
+    /// Input strides (sample, channel, row, column); im2col reads through them.
+    pub xs: [u64; 4],
+    /// Patch-matrix strides (sample, group, row `(c·kh + i)·kw + j`, output position).
+    pub cs: [u64; 4],
+    /// Convolution stride (height, width).
+    pub stride: [u64; 2],
+    /// Zeros before the input (height, width).
+    pub pad: [u64; 2],
+    /// Dilation (height, width).
+    pub dil: [u64; 2],
+    /// Threads' work items: patch-matrix entries (im2col) or input elements (col2im).
+    pub total: u64,
+    /// 1: `total` fits 32-bit index arithmetic.
+    pub use32: u32,
+    /// Padding.
+    pub pad_: u32,
+}
+
+/// Geometry of a pooling launch (`conv.cu`): planes of `(N, C, H, W)`, the windows, the
+/// average's divisor and the strides of the strided operands.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolP {
+    /// `N · C` planes.
+    pub planes: u64,
+    /// Channels `C` (a plane `p` is sample `p / C`, channel `p % C`).
+    pub c: u64,
+    /// Input height.
+    pub h: u64,
+    /// Input width.
+    pub w: u64,
+    /// Output height.
+    pub oh: u64,
+    /// Output width.
+    pub ow: u64,
+    /// Window size (height, width) of sliding windows.
+    pub kernel: [u64; 2],
+    /// Window stride.
+    pub stride: [u64; 2],
+    /// Implicit padding on both sides.
+    pub pad: [u64; 2],
+    /// Distance between window taps.
+    pub dil: [u64; 2],
+    /// Strides (sample, channel, row, column) of the operand read: the input (forward) or the
+    /// output gradient (backward).
+    pub s: [u64; 4],
+    /// Strides of the max-pooling indices (`max_pool_bwd`).
+    pub si: [u64; 4],
+    /// The average's `divisor_override` (when `has_override`).
+    pub divisor: u64,
+    /// Threads' work items (outputs, or input elements for `avg_pool_bwd`).
+    pub total: u64,
+    /// 1: adaptive windows (`conv::adaptive_range`), 0: sliding.
+    pub adaptive: u32,
+    /// 1: an average divides by the window's size counting padding.
+    pub count_include_pad: u32,
+    /// 1: an average divides by `divisor`.
+    pub has_override: u32,
+    /// 1: `total` fits 32-bit index arithmetic.
+    pub use32: u32,
+}
+
 /// `(name, size)` of every struct passed by value, for the `static_assert`s of the prelude.
 pub fn struct_sizes() -> Vec<(&'static str, usize)> {
     use std::mem::size_of;
@@ -219,6 +306,8 @@ pub fn struct_sizes() -> Vec<(&'static str, usize)> {
         ("RmsP", size_of::<RmsP>()),
         ("AdagradP", size_of::<AdagradP>()),
         ("GemmP", size_of::<GemmP>()),
+        ("ConvP", size_of::<ConvP>()),
+        ("PoolP", size_of::<PoolP>()),
     ]
 }
 
@@ -226,7 +315,7 @@ pub fn struct_sizes() -> Vec<(&'static str, usize)> {
 mod tests {
     #[test]
     fn sizes_have_no_hidden_padding() {
-        let want = [400, 280, 24, 24, 56, 16, 56, 96, 88, 40, 96];
+        let want = [400, 280, 24, 24, 56, 16, 56, 96, 88, 40, 96, 208, 208];
         let got: Vec<usize> = super::struct_sizes().iter().map(|s| s.1).collect();
         assert_eq!(got, want);
     }
