@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 /// PyTorch's `__iter__`, line by line, over a given base order.
 fn pytorch_shard(base: Vec<usize>, replicas: usize, rank: usize, drop_last: bool) -> Vec<usize> {
     let len = base.len();
-    let num_samples = if drop_last && len % replicas != 0 {
+    let num_samples = if drop_last && !len.is_multiple_of(replicas) {
         // math.ceil((len - r) / r), which is 0 for len < r (Python's ceil of a negative fraction)
         len.saturating_sub(replicas).div_ceil(replicas)
     } else {

@@ -336,13 +336,13 @@ pub fn check_conv(
                 weight[0], input[1]
             );
         }
-        if weight[0] % g != 0 {
+        if !weight[0].is_multiple_of(g) {
             panic!(
                 "{op}: Given groups={g}, expected weight to be divisible by {g} at dimension 0, but got weight of size {ws:?} instead"
             );
         }
     } else {
-        if weight[0] % g != 0 {
+        if !weight[0].is_multiple_of(g) {
             panic!(
                 "{op}: Given groups={g}, expected weight to be divisible by {g} at dimension 0, but got weight of size {ws:?} instead"
             );

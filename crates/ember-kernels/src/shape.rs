@@ -61,7 +61,7 @@ pub fn infer_shape(op: &str, requested: &[isize], numel_in: usize, from: &[usize
     let mut out: Dims = requested.iter().map(|&s| s.max(0) as usize).collect();
     match infer_at {
         Some(i) => {
-            if known == 0 || numel_in % known != 0 {
+            if known == 0 || !numel_in.is_multiple_of(known) {
                 panic!("{op}: shape '{requested:?}' is invalid for input of size {numel_in} (input shape {from:?})");
             }
             out[i] = numel_in / known;

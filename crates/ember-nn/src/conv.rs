@@ -64,10 +64,10 @@ fn check_groups(layer: &str, in_channels: usize, out_channels: usize, groups: us
     if groups == 0 {
         panic!("{layer}: groups must be a positive integer");
     }
-    if in_channels % groups != 0 {
+    if !in_channels.is_multiple_of(groups) {
         panic!("{layer}: in_channels must be divisible by groups (in_channels={in_channels}, groups={groups})");
     }
-    if out_channels % groups != 0 {
+    if !out_channels.is_multiple_of(groups) {
         panic!("{layer}: out_channels must be divisible by groups (out_channels={out_channels}, groups={groups})");
     }
 }

@@ -119,7 +119,7 @@ unsafe fn avx2_tile(t: &Tile) {
     let rows = t.rows;
     let (mut ap, mut bp) = (t.a, t.b);
     for _ in 0..t.kc {
-        // SAFETY (whole block): the caller guarantees the A elements and the panel's 16 values
+        // SAFETY: (whole block) the caller guarantees the A elements and the panel's 16 values
         // of this step are readable; one step along k stays within (or one past) them.
         unsafe {
             let b0 = _mm256_loadu_ps(bp);
@@ -181,7 +181,7 @@ unsafe fn avx512_tile(t: &Tile) {
     let rows = t.rows;
     let (mut ap, mut bp) = (t.a, t.b);
     for _ in 0..t.kc {
-        // SAFETY (whole block): the caller guarantees the A elements and the panel's 32 values
+        // SAFETY: (whole block) the caller guarantees the A elements and the panel's 32 values
         // of this step are readable; one step along k stays within (or one past) them.
         unsafe {
             let b0 = _mm512_loadu_ps(bp);

@@ -124,12 +124,14 @@ pub(crate) unsafe fn sgemm(
         c,
         ldc,
     };
-    // SAFETY (all arms): forwarded from the caller; `isa` says the CPU runs the kernel.
     match isa {
         #[cfg(target_arch = "x86_64")]
+        // SAFETY: forwarded from the caller; `isa` says the CPU runs AVX-512.
         Isa::Avx512 => unsafe { blocked::<micro::Avx512>(&args) },
         #[cfg(target_arch = "x86_64")]
+        // SAFETY: forwarded from the caller; `isa` says the CPU runs AVX2+FMA.
         Isa::Avx2 => unsafe { blocked::<micro::Avx2>(&args) },
+        // SAFETY: forwarded from the caller; the portable kernel runs anywhere.
         _ => unsafe { blocked::<Portable>(&args) },
     }
 }

@@ -91,7 +91,7 @@ unsafe fn transpose_columns(
         }
         let mut p = 0;
         while p + 8 <= kc {
-            // SAFETY (whole block): rows p..p+8 of the 8 columns are readable; the stores write
+            // SAFETY: (whole block) rows p..p+8 of the 8 columns are readable; the stores write
             // rows p..p+8, columns j..j+8 of the panel (kc·nr values, asserted above).
             unsafe {
                 let mut r = [_mm256_setzero_ps(); 8];
