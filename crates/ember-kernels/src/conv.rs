@@ -699,3 +699,76 @@ mod tests {
         assert_eq!(AdaptiveSize::from((Some(5), None)).repr(), "(5, None)");
     }
 }
+
+/// The sizes of one convolution as its kernels see them, shared by every backend (each adds the
+/// methods of its own plan: work split, chunking, kernel parameters).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConvGeom {
+    pub(crate) n: usize,
+    pub(crate) cin: usize,
+    pub(crate) h: usize,
+    pub(crate) w: usize,
+    pub(crate) cout: usize,
+    pub(crate) kh: usize,
+    pub(crate) kw: usize,
+    pub(crate) oh: usize,
+    pub(crate) ow: usize,
+    /// Channels of a group: input (`cg`) and output (`og`).
+    pub(crate) cg: usize,
+    pub(crate) og: usize,
+    pub(crate) p: ConvParams,
+}
+
+impl ConvGeom {
+    pub(crate) fn new(
+        input: [usize; 4],
+        cout: usize,
+        kernel: [usize; 2],
+        out: [usize; 2],
+        p: ConvParams,
+    ) -> ConvGeom {
+        let [n, cin, h, w] = input;
+        ConvGeom {
+            n,
+            cin,
+            h,
+            w,
+            cout,
+            kh: kernel[0],
+            kw: kernel[1],
+            oh: out[0],
+            ow: out[1],
+            cg: cin / p.groups,
+            og: cout / p.groups,
+            p,
+        }
+    }
+
+    /// Rows of the patch matrix (= columns of a group's weight matrix).
+    pub(crate) fn k(&self) -> usize {
+        self.cg * self.kh * self.kw
+    }
+
+    pub(crate) fn ohw(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    pub(crate) fn hw(&self) -> usize {
+        self.h * self.w
+    }
+
+    pub(crate) fn groups(&self) -> usize {
+        self.p.groups
+    }
+
+    /// A 1×1 kernel at stride 1 without padding reads the input as it is, unless the output is
+    /// a different size (a transposed convolution's output padding makes the input larger).
+    pub(crate) fn pointwise(&self) -> bool {
+        self.oh == self.h
+            && self.ow == self.w
+            && self.kh == 1
+            && self.kw == 1
+            && self.p.stride == [1, 1]
+            && self.p.padding == [[0, 0], [0, 0]]
+    }
+}

@@ -16,7 +16,7 @@ use super::matmul::{Gemm, MatRef};
 use super::num::{Float, Num};
 use super::par::CONV_GRAIN;
 use super::{CpuElement, CpuStorage};
-use crate::conv::ConvParams;
+use crate::conv::{ConvGeom as Geom, ConvParams};
 use crate::layout::Layout;
 use rayon::prelude::*;
 
@@ -25,80 +25,10 @@ pub trait ConvElement: Float + Gemm + CpuElement + Send + Sync {}
 impl ConvElement for f32 {}
 impl ConvElement for f64 {}
 
-/// The sizes of one convolution, as the forward sees them.
-#[derive(Clone, Copy, Debug)]
-struct Geom {
-    n: usize,
-    cin: usize,
-    h: usize,
-    w: usize,
-    cout: usize,
-    kh: usize,
-    kw: usize,
-    oh: usize,
-    ow: usize,
-    /// Channels of a group: input (`cg`) and output (`og`).
-    cg: usize,
-    og: usize,
-    p: ConvParams,
-}
-
 impl Geom {
-    fn new(
-        input: [usize; 4],
-        cout: usize,
-        kernel: [usize; 2],
-        out: [usize; 2],
-        p: ConvParams,
-    ) -> Geom {
-        let [n, cin, h, w] = input;
-        Geom {
-            n,
-            cin,
-            h,
-            w,
-            cout,
-            kh: kernel[0],
-            kw: kernel[1],
-            oh: out[0],
-            ow: out[1],
-            cg: cin / p.groups,
-            og: cout / p.groups,
-            p,
-        }
-    }
-
-    /// Rows of the patch matrix (= columns of a group's weight matrix).
-    fn k(&self) -> usize {
-        self.cg * self.kh * self.kw
-    }
-
-    fn ohw(&self) -> usize {
-        self.oh * self.ow
-    }
-
-    fn hw(&self) -> usize {
-        self.h * self.w
-    }
-
-    fn groups(&self) -> usize {
-        self.p.groups
-    }
-
     /// Multiply-adds of the whole convolution (one of its three GEMM passes).
     fn work(&self) -> usize {
         self.n * self.cout * self.ohw() * self.k()
-    }
-
-    /// A 1×1 kernel at stride 1 without padding reads the input as it is, unless the output is
-    /// a different size (a transposed convolution's output padding makes the input larger).
-    fn pointwise(&self) -> bool {
-        self.oh == self.h
-            && self.ow == self.w
-            && self.kh == 1
-            && self.kw == 1
-            && self.p.stride == [1, 1]
-            && self.p.padding == [[0, 0], [0, 0]]
     }
 }
 

@@ -27,7 +27,7 @@ use super::geometry::gemm_view;
 use super::kernels::Family;
 use super::params::{ConvP, PoolP};
 use super::storage::{blocks_for, check_extent, same_device, CudaStorage};
-use crate::conv::{AvgDivisor, ConvParams, PoolWindows};
+use crate::conv::{AvgDivisor, ConvGeom as Geom, ConvParams, PoolWindows};
 use crate::dtype::DType;
 use crate::layout::Layout;
 use crate::{cuda_args, kname};
@@ -91,80 +91,11 @@ fn check_rank(op: &str, what: &str, l: &Layout) {
     );
 }
 
-/// The sizes of one convolution, as the forward sees them (the CPU's `Geom`).
-#[derive(Clone, Copy, Debug)]
-struct Geom {
-    n: usize,
-    cin: usize,
-    h: usize,
-    w: usize,
-    cout: usize,
-    kh: usize,
-    kw: usize,
-    oh: usize,
-    ow: usize,
-    /// Channels of a group: input (`cg`) and output (`og`).
-    cg: usize,
-    og: usize,
-    p: ConvParams,
-}
-
 impl Geom {
-    fn new(
-        input: [usize; 4],
-        cout: usize,
-        kernel: [usize; 2],
-        out: [usize; 2],
-        p: ConvParams,
-    ) -> Geom {
-        let [n, cin, h, w] = input;
-        Geom {
-            n,
-            cin,
-            h,
-            w,
-            cout,
-            kh: kernel[0],
-            kw: kernel[1],
-            oh: out[0],
-            ow: out[1],
-            cg: cin / p.groups,
-            og: cout / p.groups,
-            p,
-        }
-    }
-
-    /// Rows of the patch matrix (= columns of a group's weight matrix).
-    fn k(&self) -> usize {
-        self.cg * self.kh * self.kw
-    }
-
-    fn ohw(&self) -> usize {
-        self.oh * self.ow
-    }
-
-    fn hw(&self) -> usize {
-        self.h * self.w
-    }
-
-    fn groups(&self) -> usize {
-        self.p.groups
-    }
-
     /// Samples per chunk: as many as keep the patch matrix within the budget.
     fn chunk(&self) -> usize {
         let per_sample = (self.groups() * self.k() * self.ohw()).max(1);
         (COL_BUDGET_NOW.load(Ordering::Relaxed) / per_sample).clamp(1, self.n.max(1))
-    }
-
-    /// A 1×1 kernel at stride 1 without padding and an output the input's size.
-    fn pointwise(&self) -> bool {
-        self.oh == self.h
-            && self.ow == self.w
-            && self.kh == 1
-            && self.kw == 1
-            && self.p.stride == [1, 1]
-            && self.p.padding == [[0, 0], [0, 0]]
     }
 
     /// The kernel parameters of a chunk of `n` samples with patch-matrix strides `cs`.
