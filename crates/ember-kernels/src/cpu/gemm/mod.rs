@@ -412,6 +412,15 @@ mod tests {
         }
     }
 
+    /// A row-major view with row stride `ld` starting at `ptr`.
+    fn row_major(ptr: *const f32, ld: usize) -> MatPtr {
+        MatPtr {
+            ptr,
+            rs: ld as isize,
+            cs: 1,
+        }
+    }
+
     #[test]
     fn splitting_c_into_blocks_changes_no_bit() {
         // The product computed whole, and as two column blocks and two row blocks cut off tile
@@ -425,16 +434,8 @@ mod tests {
             .collect();
         for isa in Isa::available() {
             let whole = |c: &mut [f32]| {
-                let sa = MatPtr {
-                    ptr: a.as_ptr(),
-                    rs: k as isize,
-                    cs: 1,
-                };
-                let sb = MatPtr {
-                    ptr: b.as_ptr(),
-                    rs: n as isize,
-                    cs: 1,
-                };
+                let sa = row_major(a.as_ptr(), k);
+                let sb = row_major(b.as_ptr(), n);
                 // SAFETY: row-major views of our own buffers; `c` is m×n.
                 unsafe { sgemm(isa, (m, k, n), 1.0, sa, sb, 0.0, c.as_mut_ptr(), n) };
             };
@@ -442,16 +443,8 @@ mod tests {
             whole(&mut c1);
             let mut c2 = vec![0f32; m * n];
             for (j0, j1) in [(0, 21), (21, n)] {
-                let sa = MatPtr {
-                    ptr: a.as_ptr(),
-                    rs: k as isize,
-                    cs: 1,
-                };
-                let sb = MatPtr {
-                    ptr: b[j0..].as_ptr(),
-                    rs: n as isize,
-                    cs: 1,
-                };
+                let sa = row_major(a.as_ptr(), k);
+                let sb = row_major(b[j0..].as_ptr(), n);
                 // SAFETY: columns j0..j1 of B and of C, inside our buffers.
                 unsafe {
                     sgemm(
@@ -468,16 +461,8 @@ mod tests {
             }
             let mut c3 = vec![0f32; m * n];
             for (i0, i1) in [(0, 13), (13, m)] {
-                let sa = MatPtr {
-                    ptr: a[i0 * k..].as_ptr(),
-                    rs: k as isize,
-                    cs: 1,
-                };
-                let sb = MatPtr {
-                    ptr: b.as_ptr(),
-                    rs: n as isize,
-                    cs: 1,
-                };
+                let sa = row_major(a[i0 * k..].as_ptr(), k);
+                let sb = row_major(b.as_ptr(), n);
                 // SAFETY: rows i0..i1 of A and of C, inside our buffers.
                 unsafe {
                     sgemm(
