@@ -157,6 +157,15 @@ thread_local! {
     static PACKED_A: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Floats of slack a packed buffer carries so that its used part can start on a cache line.
+const ALIGN: usize = 16;
+
+/// The offset (in floats, below [`ALIGN`]) at which `v` reaches a 64-byte boundary: a vector load
+/// of a panel that straddles two cache lines costs two, so panels start on a line.
+fn aligned(v: &[f32]) -> usize {
+    v.as_ptr().align_offset(64).min(ALIGN)
+}
+
 /// The BLIS loops around the microkernel `K`.
 ///
 /// # Safety
@@ -170,14 +179,18 @@ unsafe fn blocked<K: Micro>(g: &Args) {
     let depth = k.div_ceil(passes);
     // Taken out of the thread-local slot (not borrowed) so nothing is held across the kernels.
     let mut packed = PACKED.with(|p| std::mem::take(&mut *p.borrow_mut()));
-    packed.resize(panels * K::NR * depth, 0.0);
+    let packed_len = panels * K::NR * depth;
+    packed.resize(packed_len + ALIGN, 0.0);
+    let off = aligned(&packed);
     // A column-major A (a transposed gradient, `g.t() @ x`) is packed: read in place, each step
     // of a tile would touch a new cache line and use half of it.
     let pack_a = g.a.rs == 1 && g.a.cs != 1;
     let mut packed_a = Vec::new();
+    let mut off_a = 0;
     if pack_a {
         packed_a = PACKED_A.with(|p| std::mem::take(&mut *p.borrow_mut()));
-        packed_a.resize(MC.min(m).div_ceil(K::MR) * K::MR * depth, 0.0);
+        packed_a.resize(MC.min(m).div_ceil(K::MR) * K::MR * depth + ALIGN, 0.0);
+        off_a = aligned(&packed_a);
     }
     let mut pc = 0;
     while pc < k {
@@ -187,7 +200,17 @@ unsafe fn blocked<K: Micro>(g: &Args) {
         // SAFETY: rows pc..pc+kc of B's k×n view are readable (caller).
         let b0 = unsafe { g.b.ptr.offset(pc as isize * g.b.rs) };
         // SAFETY: as just said; `packed` holds panels·NR·kc values.
-        unsafe { pack::pack_b(kc, n, K::NR, b0, g.b.rs, g.b.cs, &mut packed) };
+        unsafe {
+            pack::pack_b(
+                kc,
+                n,
+                K::NR,
+                b0,
+                g.b.rs,
+                g.b.cs,
+                &mut packed[off..off + packed_len],
+            )
+        };
         for ic in (0..m).step_by(MC) {
             let mc = MC.min(m - ic);
             if pack_a {
@@ -195,19 +218,23 @@ unsafe fn blocked<K: Micro>(g: &Args) {
                 // `packed_a` holds ⌈MC / MR⌉·MR·depth values.
                 unsafe {
                     let a0 = g.a.ptr.offset(ic as isize + pc as isize * g.a.cs);
-                    pack::pack_a_col_major(kc, mc, K::MR, a0, g.a.cs, &mut packed_a);
+                    pack::pack_a_col_major(kc, mc, K::MR, a0, g.a.cs, &mut packed_a[off_a..]);
                 }
             }
             for jp in 0..panels {
                 let j0 = jp * K::NR;
                 let nr = K::NR.min(n - j0);
-                let panel = packed[jp * K::NR * kc..].as_ptr();
+                let panel = packed[off + jp * K::NR * kc..].as_ptr();
                 for i0 in (ic..ic + mc).step_by(K::MR) {
                     let mr = K::MR.min(ic + mc - i0);
                     let mut rows = [0isize; MAX_MR];
                     let (a, rs, csa) = if pack_a {
                         let t = (i0 - ic) / K::MR;
-                        (packed_a[t * K::MR * kc..].as_ptr(), 1, K::MR as isize)
+                        (
+                            packed_a[off_a + t * K::MR * kc..].as_ptr(),
+                            1,
+                            K::MR as isize,
+                        )
                     } else {
                         // SAFETY: element [i0, pc] of A's m×k view (i0 < m, pc < k).
                         let a0 =
