@@ -73,6 +73,35 @@ enum Segment {
         src: usize,
         step: usize,
     },
+    /// `rows` consecutive output rows (row length `ow`, entries `ow0..ow1` of each inside the
+    /// input) whose input rows follow one another in memory `ow` apart: the span from
+    /// `at + ow0` to `at + (rows - 1)·ow + ow1` maps one to one onto the input from `src`, except
+    /// the `gaps` between rows, which are padding. One copy (or add) replaces a run per row,
+    /// which is what a stride-1 "same" convolution over a contiguous input always has.
+    Rows {
+        at: usize,
+        src: usize,
+        rows: usize,
+        ow0: usize,
+        ow1: usize,
+        ow: usize,
+    },
+}
+
+impl Segment {
+    /// The padding entries between the rows of a [`Segment::Rows`], as `(start, len)`.
+    fn gaps(
+        rows: usize,
+        at: usize,
+        ow0: usize,
+        ow1: usize,
+        ow: usize,
+    ) -> impl Iterator<Item = (usize, usize)> {
+        let len = ow - (ow1 - ow0);
+        (0..rows.saturating_sub(1))
+            .map(move |r| (at + r * ow + ow1, len))
+            .filter(|&(_, len)| len > 0)
+    }
 }
 
 /// Walks one channel group's patch matrix (`k × ohw`, row `(c·kh + i)·kw + j` for kernel tap
@@ -97,6 +126,22 @@ fn for_each_segment(g: &Geom, x: Plane, mut f: impl FnMut(Segment)) {
                 let dw = (j * g.p.dilation[1]) as isize - g.p.padding[1][0] as isize;
                 let (ow0, ow1) = valid_range(dw, sw, g.w, ow);
                 let row = ((c * g.kh + i) * g.kw + j) * ohw;
+                let contiguous = sw == 1 && x.sw == 1 && sh * x.sh == ow;
+                if contiguous && oh0 < oh1 && ow0 < ow1 {
+                    let ih = ((oh0 * sh) as isize + dh) as usize;
+                    let iw = (ow0 as isize + dw) as usize;
+                    pad(&mut f, row, 0, oh0 * ow + ow0);
+                    pad(&mut f, row, (oh1 - 1) * ow + ow1, ohw);
+                    f(Segment::Rows {
+                        at: row + oh0 * ow,
+                        src: x.base + c * x.sc + ih * x.sh + iw,
+                        rows: oh1 - oh0,
+                        ow0,
+                        ow1,
+                        ow,
+                    });
+                    continue;
+                }
                 pad(&mut f, row, 0, oh0 * ow);
                 pad(&mut f, row, oh1 * ow, ohw);
                 for oh in oh0..oh1 {
@@ -133,36 +178,69 @@ fn im2col<T: Num>(x: &[T], plane: Plane, g: &Geom, col: &mut [T]) {
                 }
             }
         }
+        Segment::Rows {
+            at,
+            src,
+            rows,
+            ow0,
+            ow1,
+            ow,
+        } => {
+            let len = (rows - 1) * ow + ow1 - ow0;
+            col[at + ow0..at + ow0 + len].copy_from_slice(&x[src..src + len]);
+            for (gap, n) in Segment::gaps(rows, at, ow0, ow1, ow) {
+                col[gap..gap + n].fill(T::ZERO);
+            }
+        }
     });
 }
 
 /// Adds one sample's patch-matrix gradient `col` back onto the input positions it was read from:
 /// `gx` is the group's contiguous `(cg, h, w)` gradient.
-fn col2im<T: Float>(col: &[T], g: &Geom, gx: &mut [T]) {
+/// The padding entries of `col` are overwritten (with zero): they are scratch.
+fn col2im<T: Float>(col: &mut [T], g: &Geom, gx: &mut [T]) {
     let plane = Plane {
         base: 0,
         sc: g.hw(),
         sh: g.w,
         sw: 1,
     };
-    for_each_segment(g, plane, |s| {
-        if let Segment::Input {
+    let add = |gx: &mut [T], src: &[T]| {
+        for (d, &v) in gx.iter_mut().zip(src) {
+            *d = *d + v;
+        }
+    };
+    for_each_segment(g, plane, |s| match s {
+        Segment::Padding { .. } => {}
+        Segment::Input {
             at,
             len,
             src: dst,
             step,
-        } = s
-        {
+        } => {
             let src = &col[at..at + len];
             if step == 1 {
-                for (d, &v) in gx[dst..dst + len].iter_mut().zip(src) {
-                    *d = *d + v;
-                }
+                add(&mut gx[dst..dst + len], src);
             } else {
                 for (k, &v) in src.iter().enumerate() {
                     gx[dst + k * step] = gx[dst + k * step] + v;
                 }
             }
+        }
+        Segment::Rows {
+            at,
+            src: dst,
+            rows,
+            ow0,
+            ow1,
+            ow,
+        } => {
+            // The gaps' gradients belong to padding: zeroed, the whole span adds at once.
+            for (gap, n) in Segment::gaps(rows, at, ow0, ow1, ow) {
+                col[gap..gap + n].fill(T::ZERO);
+            }
+            let len = (rows - 1) * ow + ow1 - ow0;
+            add(&mut gx[dst..dst + len], &col[at + ow0..at + ow0 + len]);
         }
     });
 }

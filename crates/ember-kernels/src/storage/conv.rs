@@ -203,36 +203,98 @@ mod tests {
         Ok(())
     }
 
+    /// Runs the three kernels on `c` with operand layouts chosen by `kx`, `kw`, `kg` (see
+    /// `strided`) and compares them with the nested loops: small integers make every sum exact in
+    /// f32 and f64, so they must match exactly.
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        c: &Case,
+        kx: u8,
+        kw: u8,
+        kg: u8,
+        f64_: bool,
+        bias: bool,
+        seed: u64,
+    ) -> Result<(), TestCaseError> {
+        let c = c.clone();
+        let dt = if f64_ { DType::F64 } else { DType::F32 };
+        let (lx, nx) = strided(&c.x_shape(), kx & !4, 0);
+        let (lw, nw) = strided(&c.w_shape(), kw & !4, 0);
+        let (lg, ng) = strided(&c.y_shape(), kg & !4, 0);
+        let (x, w, gy) = (
+            storage(dt, nx, seed),
+            storage(dt, nw, seed ^ 0x55),
+            storage(dt, ng, seed ^ 0xaa),
+        );
+        let b = storage(dt, c.og * c.groups, seed ^ 0x77);
+        let lb = Layout::contiguous(&[c.og * c.groups]);
+        let y = x.conv2d(&lx, &w, &lw, bias.then_some((&b, &lb)), &c.p, c.out);
+        let [mut ny, ngx, ngw] = naive(&c, (&x, &lx), (&w, &lw), (&gy, &lg));
+        if bias {
+            let bv = b.to_vec::<f64>(&lb);
+            for (i, v) in ny.iter_mut().enumerate() {
+                *v += bv[(i / (c.out[0] * c.out[1])) % (c.og * c.groups)];
+            }
+        }
+        close(&y, &ny, &c.y_shape(), 0.0)?;
+        let gx = gy.conv2d_backward_input(&lg, &w, &lw, &c.p, c.hw);
+        close(&gx, &ngx, &c.x_shape(), 0.0)?;
+        let gw = x.conv2d_backward_weight(&lx, &gy, &lg, &c.p, c.k);
+        close(&gw, &ngw, &c.w_shape(), 0.0)?;
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(96))]
 
-        /// Small integers make every sum exact in f32 and f64, so the three kernels must match
-        /// the nested loops exactly, for any operand strides (sliced, permuted, broadcast).
+        /// The three kernels match the nested loops exactly, for any operand strides (sliced,
+        /// permuted, broadcast).
         #[test]
         fn conv_kernels_match_naive_loops(
             c in case(), kx in 0u8..16, kw in 0u8..16, kg in 0u8..16,
             f64_ in any::<bool>(), bias in any::<bool>(), seed in any::<u64>(),
         ) {
-            let dt = if f64_ { DType::F64 } else { DType::F32 };
-            let (lx, nx) = strided(&c.x_shape(), kx & !4, 0);
-            let (lw, nw) = strided(&c.w_shape(), kw & !4, 0);
-            let (lg, ng) = strided(&c.y_shape(), kg & !4, 0);
-            let (x, w, gy) = (storage(dt, nx, seed), storage(dt, nw, seed ^ 0x55), storage(dt, ng, seed ^ 0xaa));
-            let b = storage(dt, c.og * c.groups, seed ^ 0x77);
-            let lb = Layout::contiguous(&[c.og * c.groups]);
-            let y = x.conv2d(&lx, &w, &lw, bias.then_some((&b, &lb)), &c.p, c.out);
-            let [mut ny, ngx, ngw] = naive(&c, (&x, &lx), (&w, &lw), (&gy, &lg));
-            if bias {
-                let bv = b.to_vec::<f64>(&lb);
-                for (i, v) in ny.iter_mut().enumerate() {
-                    *v += bv[(i / (c.out[0] * c.out[1])) % (c.og * c.groups)];
-                }
+            check(&c, kx, kw, kg, f64_, bias, seed)?;
+        }
+    }
+
+    /// Stride-1 "same" convolutions over contiguous operands take the path that copies (and adds
+    /// back) whole runs of rows at once, with the padding between rows zeroed: every such shape
+    /// of the CNN kind, odd and even kernels, dilated, asymmetric padding, and a stride-2 row
+    /// step that must not take it.
+    #[test]
+    fn same_convolutions_match_naive_loops() {
+        let same = |hw: [usize; 2], k: [usize; 2], padding: [[usize; 2]; 2], dilation, stride| {
+            let p = ConvParams {
+                stride,
+                padding,
+                dilation,
+                groups: 1,
+            };
+            let out = p.output_size("conv2d", hw, k);
+            Case {
+                n: 2,
+                groups: 1,
+                cg: 3,
+                og: 2,
+                hw,
+                k,
+                p,
+                out,
             }
-            close(&y, &ny, &c.y_shape(), 0.0)?;
-            let gx = gy.conv2d_backward_input(&lg, &w, &lw, &c.p, c.hw);
-            close(&gx, &ngx, &c.x_shape(), 0.0)?;
-            let gw = x.conv2d_backward_weight(&lx, &gy, &lg, &c.p, c.k);
-            close(&gw, &ngw, &c.w_shape(), 0.0)?;
+        };
+        let cases = [
+            same([5, 4], [3, 3], [[1, 1], [1, 1]], [1, 1], [1, 1]),
+            same([6, 7], [5, 3], [[2, 2], [1, 1]], [1, 1], [1, 1]),
+            same([6, 6], [3, 3], [[2, 2], [2, 2]], [2, 2], [1, 1]),
+            same([4, 5], [2, 2], [[0, 1], [1, 0]], [1, 1], [1, 1]),
+            same([7, 5], [3, 3], [[1, 1], [1, 1]], [1, 1], [2, 1]),
+            same([3, 1], [3, 1], [[1, 1], [0, 0]], [1, 1], [1, 1]),
+        ];
+        for (i, c) in cases.iter().enumerate() {
+            for f64_ in [false, true] {
+                check(c, 0, 0, 0, f64_, i % 2 == 0, i as u64).unwrap();
+            }
         }
     }
 
