@@ -73,33 +73,39 @@ enum Segment {
         src: usize,
         step: usize,
     },
-    /// `rows` consecutive output rows (row length `ow`, entries `ow0..ow1` of each inside the
-    /// input) whose input rows follow one another in memory `ow` apart: the span from
-    /// `at + ow0` to `at + (rows - 1)·ow + ow1` maps one to one onto the input from `src`, except
-    /// the `gaps` between rows, which are padding. One copy (or add) replaces a run per row,
-    /// which is what a stride-1 "same" convolution over a contiguous input always has.
-    Rows {
-        at: usize,
-        src: usize,
-        rows: usize,
-        ow0: usize,
-        ow1: usize,
-        ow: usize,
-    },
+    /// Consecutive output rows read from consecutive input rows (see [`RowRun`]).
+    Rows(RowRun),
 }
 
-impl Segment {
-    /// The padding entries between the rows of a [`Segment::Rows`], as `(start, len)`.
-    fn gaps(
-        rows: usize,
-        at: usize,
-        ow0: usize,
-        ow1: usize,
-        ow: usize,
-    ) -> impl Iterator<Item = (usize, usize)> {
-        let len = ow - (ow1 - ow0);
-        (0..rows.saturating_sub(1))
-            .map(move |r| (at + r * ow + ow1, len))
+/// `rows` consecutive output rows (row length `ow`, entries `ow0..ow1` of each inside the input)
+/// of one patch-matrix row at `at`, whose input rows follow one another in memory `ow` apart:
+/// the span from `at + ow0` to `at + (rows - 1)·ow + ow1` maps one to one onto the input from
+/// `src`, except the gaps between rows, which are padding. One copy (or add) replaces a run per
+/// row, which is what a stride-1 "same" convolution over a contiguous input always has.
+#[derive(Clone, Copy)]
+struct RowRun {
+    at: usize,
+    src: usize,
+    rows: usize,
+    ow0: usize,
+    ow1: usize,
+    ow: usize,
+}
+
+impl RowRun {
+    /// Where the span starts in the patch matrix, and its length.
+    fn span(&self) -> (usize, usize) {
+        (
+            self.at + self.ow0,
+            (self.rows - 1) * self.ow + self.ow1 - self.ow0,
+        )
+    }
+
+    /// The padding entries between the rows, as `(start, len)`.
+    fn gaps(self) -> impl Iterator<Item = (usize, usize)> {
+        let len = self.ow - (self.ow1 - self.ow0);
+        (0..self.rows.saturating_sub(1))
+            .map(move |r| (self.at + r * self.ow + self.ow1, len))
             .filter(|&(_, len)| len > 0)
     }
 }
@@ -132,14 +138,14 @@ fn for_each_segment(g: &Geom, x: Plane, mut f: impl FnMut(Segment)) {
                     let iw = (ow0 as isize + dw) as usize;
                     pad(&mut f, row, 0, oh0 * ow + ow0);
                     pad(&mut f, row, (oh1 - 1) * ow + ow1, ohw);
-                    f(Segment::Rows {
+                    f(Segment::Rows(RowRun {
                         at: row + oh0 * ow,
                         src: x.base + c * x.sc + ih * x.sh + iw,
                         rows: oh1 - oh0,
                         ow0,
                         ow1,
                         ow,
-                    });
+                    }));
                     continue;
                 }
                 pad(&mut f, row, 0, oh0 * ow);
@@ -188,17 +194,10 @@ fn im2col<T: Num>(x: &[T], plane: Plane, g: &Geom, col: &mut [T]) {
                 }
             }
         }
-        Segment::Rows {
-            at,
-            src,
-            rows,
-            ow0,
-            ow1,
-            ow,
-        } => {
-            let len = (rows - 1) * ow + ow1 - ow0;
-            col[at + ow0..at + ow0 + len].copy_from_slice(&x[src..src + len]);
-            for (gap, n) in Segment::gaps(rows, at, ow0, ow1, ow) {
+        Segment::Rows(run) => {
+            let (at, len) = run.span();
+            col[at..at + len].copy_from_slice(&x[run.src..run.src + len]);
+            for (gap, n) in run.gaps() {
                 zero_short(&mut col[gap..gap + n]);
             }
         }
@@ -237,20 +236,13 @@ fn col2im<T: Float>(col: &mut [T], g: &Geom, gx: &mut [T]) {
                 }
             }
         }
-        Segment::Rows {
-            at,
-            src: dst,
-            rows,
-            ow0,
-            ow1,
-            ow,
-        } => {
+        Segment::Rows(run) => {
             // The gaps' gradients belong to padding: zeroed, the whole span adds at once.
-            for (gap, n) in Segment::gaps(rows, at, ow0, ow1, ow) {
+            for (gap, n) in run.gaps() {
                 zero_short(&mut col[gap..gap + n]);
             }
-            let len = (rows - 1) * ow + ow1 - ow0;
-            add(&mut gx[dst..dst + len], &col[at + ow0..at + ow0 + len]);
+            let (at, len) = run.span();
+            add(&mut gx[run.src..run.src + len], &col[at..at + len]);
         }
     });
 }

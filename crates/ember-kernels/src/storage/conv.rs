@@ -216,7 +216,6 @@ mod tests {
         bias: bool,
         seed: u64,
     ) -> Result<(), TestCaseError> {
-        let c = c.clone();
         let dt = if f64_ { DType::F64 } else { DType::F32 };
         let (lx, nx) = strided(&c.x_shape(), kx & !4, 0);
         let (lw, nw) = strided(&c.w_shape(), kw & !4, 0);
@@ -229,7 +228,7 @@ mod tests {
         let b = storage(dt, c.og * c.groups, seed ^ 0x77);
         let lb = Layout::contiguous(&[c.og * c.groups]);
         let y = x.conv2d(&lx, &w, &lw, bias.then_some((&b, &lb)), &c.p, c.out);
-        let [mut ny, ngx, ngw] = naive(&c, (&x, &lx), (&w, &lw), (&gy, &lg));
+        let [mut ny, ngx, ngw] = naive(c, (&x, &lx), (&w, &lw), (&gy, &lg));
         if bias {
             let bv = b.to_vec::<f64>(&lb);
             for (i, v) in ny.iter_mut().enumerate() {
