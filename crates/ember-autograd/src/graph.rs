@@ -108,8 +108,9 @@ pub(crate) struct Saved {
     version: usize,
     /// An op's own output, saved without its graph (see [`Saved::output`]).
     is_output: bool,
-    /// Registered with a live [`SavedTensorsCounter`].
-    counted: bool,
+    /// The storage registered with a live [`SavedTensorsCounter`], by its identifier at saving
+    /// time (the tensor may be given other storage since, by `set_data`).
+    counted: Option<usize>,
 }
 
 thread_local! {
@@ -192,8 +193,8 @@ impl Saved {
 
 impl Drop for Saved {
     fn drop(&mut self) {
-        if self.counted {
-            saved_count::leave(&self.tensor);
+        if let Some(id) = self.counted {
+            saved_count::leave(id);
         }
     }
 }
@@ -214,24 +215,24 @@ mod saved_count {
         t.storage().len() * t.dtype().size_in_bytes()
     }
 
-    pub(super) fn enter(t: &Tensor) -> bool {
+    /// Registers `t`'s storage; returns its identifier when a counter is live.
+    pub(super) fn enter(t: &Tensor) -> Option<usize> {
         if COUNTERS.load(Ordering::Relaxed) == 0 {
-            return false;
+            return None;
         }
-        let n = bytes(t);
+        let (n, id) = (bytes(t), t.storage_id());
         let mut live = LIVE.lock();
         let e = live
             .get_or_insert_with(HashMap::new)
-            .entry(t.storage_id())
+            .entry(id)
             .or_insert((0, n));
         e.0 += 1;
-        true
+        Some(id)
     }
 
-    pub(super) fn leave(t: &Tensor) {
+    pub(super) fn leave(id: usize) {
         let mut live = LIVE.lock();
         if let Some(map) = live.as_mut() {
-            let id = t.storage_id();
             if let Some(e) = map.get_mut(&id) {
                 e.0 -= 1;
                 if e.0 == 0 {

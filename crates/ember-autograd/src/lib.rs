@@ -65,4 +65,4 @@ pub use ops::operand::{Operand, OperandRef};
 pub use ops::random::{get_rng_state, set_rng_state};
 pub use shape_arg::{IntoDims, IntoShape};
 pub use smallvec;
-pub use tensor::{live_storages, Tensor};
+pub use tensor::{live_storages, StorageReadGuard, StorageWriteGuard, Tensor};

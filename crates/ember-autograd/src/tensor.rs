@@ -1,23 +1,37 @@
 //! The user's `Tensor`: a cheap-to-clone handle to a strided view of shared storage, plus its
-//! autograd state. Views share the `StorageCell`; every op returns a new handle.
+//! autograd state. Views share the `StorageCell`; every op returns a new handle, except
+//! [`Tensor::set_data`], which points an existing tensor at other storage.
 
 use crate::graph::Node;
 use crate::shape_arg::IntoShape;
 use ember_kernels::CpuElement;
-use ember_kernels::{CpuStorage, DType, Device, Layout, Storage};
-use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use ember_kernels::{CpuStorage, DType, Device, Layout, Scalar, Storage};
+use parking_lot::{Mutex, RawRwLock, RwLock};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Storage shared by a tensor and all its views, with the version counter that in-place ops bump.
+/// Storage shared by a tensor and all its views, with the version counter that in-place ops bump
+/// and the storage's dtype and device (which never change: in-place ops keep both).
 ///
 /// The lock is `parking_lot`'s: it is never poisoned (a panicking kernel cannot make a tensor
 /// unusable), and readers take it with `read_recursive`, so an op whose operands share one storage
-/// (`&x * &x`) may hold two read guards on one thread even while a writer waits.
+/// (`&x * &x`) may hold two read guards on one thread even while a writer waits. It sits in its own
+/// `Arc` so that a guard keeps the storage alive by itself ([`StorageReadGuard`]): a tensor may be
+/// pointed at another cell ([`Tensor::set_data`]) while a guard on the old one is still held.
 pub(crate) struct StorageCell {
-    data: RwLock<Storage>,
+    data: Arc<RwLock<Storage>>,
     version: AtomicUsize,
+    dtype: DType,
+    device: Device,
 }
+
+/// Read access to a tensor's storage ([`Tensor::storage`]). It owns a reference to the storage, so
+/// it stays valid when [`Tensor::set_data`] gives the tensor new storage meanwhile.
+pub type StorageReadGuard = parking_lot::lock_api::ArcRwLockReadGuard<RawRwLock, Storage>;
+
+/// Write access to a tensor's storage ([`Tensor::storage_write`]); owns a reference to the
+/// storage, as [`StorageReadGuard`] does.
+pub type StorageWriteGuard = parking_lot::lock_api::ArcRwLockWriteGuard<RawRwLock, Storage>;
 
 /// Number of storages alive in the process (for leak tests).
 static LIVE_STORAGES: AtomicUsize = AtomicUsize::new(0);
@@ -38,7 +52,9 @@ impl StorageCell {
     pub(crate) fn new(s: Storage) -> Arc<Self> {
         LIVE_STORAGES.fetch_add(1, Ordering::Relaxed);
         Arc::new(StorageCell {
-            data: RwLock::new(s),
+            dtype: s.dtype(),
+            device: s.device(),
+            data: Arc::new(RwLock::new(s)),
             version: AtomicUsize::new(0),
         })
     }
@@ -66,10 +82,12 @@ pub(crate) struct ViewMeta {
 }
 
 pub(crate) struct TensorImpl {
-    pub(crate) storage: Arc<StorageCell>,
+    /// The storage this tensor views. Replaced as a whole by [`Tensor::set_data`], so it sits
+    /// behind a lock that is only ever held to read or swap the `Arc` (never while a kernel runs);
+    /// the dtype and device are the cell's.
+    cell: RwLock<Arc<StorageCell>>,
+    /// Fixed for the tensor's life: `set_data` lays the new elements out in it.
     pub(crate) layout: Layout,
-    pub(crate) dtype: DType,
-    pub(crate) device: Device,
     pub(crate) requires_grad: AtomicBool,
     pub(crate) grad_fn: Mutex<GradFn>,
     pub(crate) grad: Mutex<Option<Tensor>>,
@@ -92,18 +110,10 @@ pub struct Tensor(pub(crate) Arc<TensorImpl>);
 
 impl Tensor {
     /// A tensor over `storage` viewed through `layout` (no autograd state).
-    fn from_parts(
-        storage: Arc<StorageCell>,
-        layout: Layout,
-        dtype: DType,
-        device: Device,
-        view: Option<ViewMeta>,
-    ) -> Tensor {
+    fn from_parts(storage: Arc<StorageCell>, layout: Layout, view: Option<ViewMeta>) -> Tensor {
         Tensor(Arc::new(TensorImpl {
-            storage,
+            cell: RwLock::new(storage),
             layout,
-            dtype,
-            device,
             requires_grad: AtomicBool::new(false),
             grad_fn: Mutex::new(GradFn::default()),
             grad: Mutex::new(None),
@@ -120,26 +130,18 @@ impl Tensor {
             ember_kernels::shape::numel(shape),
             "from_storage: storage length does not match shape {shape:?}"
         );
-        let (dtype, device) = (storage.dtype(), storage.device());
-        Tensor::from_parts(
-            StorageCell::new(storage),
-            Layout::contiguous(shape),
-            dtype,
-            device,
-            None,
-        )
+        Tensor::from_parts(StorageCell::new(storage), Layout::contiguous(shape), None)
+    }
+
+    /// The storage cell this tensor views now (a short read of the swappable handle).
+    fn cell(&self) -> Arc<StorageCell> {
+        self.0.cell.read_recursive().clone()
     }
 
     /// A handle on the same storage with another layout, outside autograd (no view tracking, no
     /// recording; see `ops::view` for differentiable views).
     pub(crate) fn with_layout(&self, layout: Layout) -> Tensor {
-        Tensor::from_parts(
-            self.0.storage.clone(),
-            layout,
-            self.0.dtype,
-            self.0.device,
-            None,
-        )
+        Tensor::from_parts(self.cell(), layout, None)
     }
 
     /// A differentiable view with `layout`: remembers its base and how to replay it (`replay` maps
@@ -158,13 +160,7 @@ impl Tensor {
                 view_fn: replay,
             },
         };
-        Tensor::from_parts(
-            self.0.storage.clone(),
-            layout,
-            self.0.dtype,
-            self.0.device,
-            Some(meta),
-        )
+        Tensor::from_parts(self.cell(), layout, Some(meta))
     }
 
     /// The view's base and replay function, for a differentiable view.
@@ -228,12 +224,12 @@ impl Tensor {
 
     /// The element type.
     pub fn dtype(&self) -> DType {
-        self.0.dtype
+        self.0.cell.read_recursive().dtype
     }
 
     /// The device holding the elements.
     pub fn device(&self) -> Device {
-        self.0.device
+        self.0.cell.read_recursive().device
     }
 
     /// The strided layout of this view.
@@ -248,41 +244,148 @@ impl Tensor {
 
     /// An identifier of the storage, equal for every view of it while it lives.
     pub(crate) fn storage_id(&self) -> usize {
-        Arc::as_ptr(&self.0.storage) as usize
+        Arc::as_ptr(&*self.0.cell.read_recursive()) as usize
     }
 
     /// True when both handles view the same storage.
     pub fn shares_storage(&self, other: &Tensor) -> bool {
-        Arc::ptr_eq(&self.0.storage, &other.0.storage)
+        Arc::ptr_eq(&self.cell(), &other.cell())
     }
 
     /// Number of in-place modifications of the underlying storage so far.
     pub fn version(&self) -> usize {
-        self.0.storage.version.load(Ordering::Relaxed)
+        self.0.cell.read_recursive().version.load(Ordering::Relaxed)
     }
 
     pub(crate) fn bump_version(&self) {
-        self.0.storage.version.fetch_add(1, Ordering::Relaxed);
+        self.0
+            .cell
+            .read_recursive()
+            .version
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The storage's lock, taken out of the handle first so that no lock of this tensor is held
+    /// while waiting for the storage's.
+    fn data(&self) -> Arc<RwLock<Storage>> {
+        self.0.cell.read_recursive().data.clone()
     }
 
     /// Read access to the storage. Recursive: one thread may hold several read guards of one
     /// storage (operands that alias) even while a writer is queued.
-    pub fn storage(&self) -> RwLockReadGuard<'_, Storage> {
-        self.0.storage.data.read_recursive()
+    pub fn storage(&self) -> StorageReadGuard {
+        self.data().read_arc_recursive()
     }
 
     /// Write access to the storage. Callers validate every argument before taking it, so a bad call
     /// panics before anything is written.
-    pub(crate) fn storage_mut(&self) -> RwLockWriteGuard<'_, Storage> {
-        self.0.storage.data.write()
+    pub(crate) fn storage_mut(&self) -> StorageWriteGuard {
+        self.data().write_arc()
     }
 
     /// Write access to the storage, for code outside the op set that fills a tensor's elements
     /// in place (a communication library receiving into it). Bumps the version counter, as
     /// every in-place op does, so that a backward which saved the old values fails loudly.
-    pub fn storage_write(&self) -> RwLockWriteGuard<'_, Storage> {
+    pub fn storage_write(&self) -> StorageWriteGuard {
         self.bump_version();
         self.storage_mut()
+    }
+
+    /// Replaces this tensor's data with `other`'s, in place: PyTorch's `tensor.data = other`.
+    /// Every handle to this tensor (the clones an optimizer holds, a module's parameter) sees
+    /// `other`'s values, dtype and device from then on; this is how `Module::to` and
+    /// `Module::to_dtype` move parameters under an optimizer built before.
+    ///
+    /// - The shapes must match (it panics naming both); the dtype and the device may change.
+    /// - The layout (strides) stays this tensor's. When `other` has the same layout, this tensor
+    ///   shares `other`'s storage, as in PyTorch (no copy); otherwise `other`'s elements are copied
+    ///   into new storage of `other`'s dtype on `other`'s device. A tensor whose elements overlap
+    ///   (an expanded one) cannot hold them and panics.
+    /// - Views taken before keep the old storage and its values, as in PyTorch; they are no longer
+    ///   views of this tensor's data.
+    /// - Autograd: this is outside the graph, like PyTorch's `.data`. Nothing is recorded and
+    ///   `other`'s history is ignored; `requires_grad`, `.grad()` (not converted: set it with
+    ///   [`Tensor::set_grad`] when the dtype or device changed) and hooks stay as they are. Only a
+    ///   leaf (no `grad_fn`) that is not a view may have its data replaced, and a leaf that requires
+    ///   grad needs floating-point data; both panic otherwise.
+    /// - The version counter moves past its old value, as an in-place write would, so a backward
+    ///   that saved this tensor before fails loudly rather than reading the new data. When the
+    ///   storage is shared with `other`, `other`'s counter is the one raised.
+    /// - When `other` already views this storage with this layout, nothing changes.
+    ///
+    /// ```
+    /// use ember_autograd::{DType, Tensor};
+    /// let p = Tensor::from_slice(&[1f32, 2.], [2]).requires_grad_(true);
+    /// let held = p.clone(); // an optimizer's handle
+    /// let old_view = p.detach();
+    /// p.set_data(&p.detach().to_dtype(DType::F64));
+    /// assert_eq!(held.dtype(), DType::F64);
+    /// assert!(held.requires_grad());
+    /// assert_eq!(old_view.dtype(), DType::F32);
+    /// ```
+    #[track_caller]
+    pub fn set_data(&self, other: &Tensor) {
+        if self.shape() != other.shape() {
+            panic!(
+                "set_data: the new data has shape {:?} but the tensor has shape {:?}; the shapes must match",
+                other.shape(),
+                self.shape()
+            );
+        }
+        if self.0.view.is_some() {
+            panic!("set_data: the tensor is a view of another tensor; replace the base's data instead (or detach() the view first)");
+        }
+        if let Some(node) = &self.0.grad_fn.lock().node {
+            panic!(
+                "set_data: only a leaf tensor can have its data replaced, but this one was produced by {}",
+                node.name()
+            );
+        }
+        if self.requires_grad() && !other.dtype().is_float() {
+            panic!(
+                "set_data: a tensor that requires grad needs floating-point data (got {})",
+                other.dtype()
+            );
+        }
+        let (old, theirs) = (self.cell(), other.cell());
+        let same_layout = self.layout() == other.layout();
+        if same_layout && Arc::ptr_eq(&old, &theirs) {
+            return;
+        }
+        let cell = if same_layout {
+            theirs
+        } else {
+            let layout = self.layout();
+            let src = other.storage();
+            let storage = if layout.contiguous_range() == Some((0, layout.numel())) {
+                src.contiguous(other.layout())
+            } else {
+                if layout
+                    .shape()
+                    .iter()
+                    .zip(layout.strides())
+                    .any(|(&n, &s)| n > 1 && s == 0)
+                {
+                    panic!(
+                        "set_data: more than one element of the tensor refers to a single memory location (shape {:?}, strides {:?}), so it cannot hold other data",
+                        layout.shape(),
+                        layout.strides()
+                    );
+                }
+                let mut s = Storage::full(
+                    layout.storage_extent(),
+                    Scalar::Int(0),
+                    other.dtype(),
+                    other.device(),
+                );
+                s.copy_from(layout, &src, other.layout());
+                s
+            };
+            StorageCell::new(storage)
+        };
+        let after = old.version.load(Ordering::Relaxed) + 1;
+        cell.version.fetch_max(after, Ordering::Relaxed);
+        *self.0.cell.write() = cell;
     }
 
     // ----- host data -----
