@@ -312,6 +312,10 @@ impl Tensor {
     ///   that saved this tensor before fails loudly rather than reading the new data. When the
     ///   storage is shared with `other`, `other`'s counter is the one raised.
     /// - When `other` already views this storage with this layout, nothing changes.
+    /// - Like any write, it is not meant to race with ops on this tensor in other threads. Such an
+    ///   op sees the old data or the new (a storage guard taken before keeps the old storage
+    ///   alive), or reads the old dtype and the new storage, which is never unsound but not
+    ///   meaningful either.
     ///
     /// ```
     /// use ember_autograd::{DType, Tensor};
