@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// A tensor registered as a learnable parameter of a module: it requires grad, is listed by
 /// `parameters()` and saved in the `state_dict`. It dereferences to its [`Tensor`], a handle that
 /// shares storage and autograd state with every clone (an optimizer holding `parameters()`
-/// updates the module in place).
+/// updates the module in place, and follows it through `to(device)` / `to_dtype`, which replace
+/// the data in place with [`Tensor::set_data`]).
 #[derive(Clone)]
 pub struct Parameter(Tensor);
 
@@ -36,10 +37,15 @@ impl Parameter {
         &self.0
     }
 
-    /// Replaces the tensor (used by `to(device)` / `to_dtype`; an optimizer built before holds
-    /// the old one, as in PyTorch where optimizers are built after moving the model).
+    /// Replaces the tensor with another one: `t`'s values as a leaf (detached), requiring grad
+    /// when `t` does. Handles taken before (an optimizer's) keep the old tensor; to change the
+    /// values, dtype or device under them, use [`Tensor::set_data`] on the parameter instead.
     pub fn set(&mut self, t: Tensor) {
-        self.0 = t;
+        let rg = t.requires_grad();
+        self.0 = t.detach();
+        if rg {
+            self.0.requires_grad_(true);
+        }
     }
 }
 
@@ -72,9 +78,10 @@ impl Buffer {
         &self.0
     }
 
-    /// Replaces the tensor.
+    /// Replaces the tensor with `t` (detached). Handles taken before keep the old tensor; use
+    /// [`Tensor::set_data`] to change the data under them.
     pub fn set(&mut self, t: Tensor) {
-        self.0 = t;
+        self.0 = t.detach();
     }
 }
 
@@ -420,33 +427,27 @@ impl<M: ModuleVisit + ?Sized> VisitorTarget for SelfTarget<'_, M> {
     }
 }
 
-/// Converts every floating-point parameter and buffer (and gradient) with `f`, keeping
-/// `requires_grad` (PyTorch's `Module._apply`).
+/// Converts every parameter (with its gradient) and every buffer (only floating-point ones when
+/// `floats_only`) with `f`, in place, as PyTorch's `Module._apply` does `param.data = fn(param)`:
+/// each tensor keeps its identity, `requires_grad` and hooks and takes the converted data
+/// ([`Tensor::set_data`]), so the handles an optimizer or the caller took before see the moved
+/// tensors. The gradient is replaced by its converted copy.
 fn convert_all<M: ModuleVisit + ?Sized>(
     m: &mut M,
     f: &dyn Fn(&Tensor) -> Tensor,
     floats_only: bool,
 ) {
+    let _g = no_grad();
     walk_mut(&mut SelfTarget(m), "", &mut |_, item| match item {
         MutItem::Param(p) => {
-            let t = {
-                let _g = no_grad();
-                f(&p.0.detach())
-            };
-            let grad = p.0.grad().map(|g| {
-                let _g = no_grad();
-                f(&g)
-            });
-            let rg = p.0.requires_grad();
-            let t = t.requires_grad_(rg);
-            t.set_grad(grad);
-            p.set(t);
+            p.0.set_data(&f(&p.0.detach()));
+            if let Some(g) = p.0.grad() {
+                p.0.set_grad(Some(f(&g)));
+            }
         }
         MutItem::Buffer(b) => {
             if !floats_only || b.0.dtype().is_float() {
-                let _g = no_grad();
-                let t = f(&b.0);
-                b.set(t);
+                b.0.set_data(&f(&b.0));
             }
         }
     });
@@ -632,13 +633,17 @@ pub trait Module: ModuleVisit + Send + Sync {
         self.parameters().iter().map(|p| p.numel()).sum()
     }
 
-    /// Moves every parameter, gradient and buffer to `device` (`module.to(device)`). Build the
-    /// optimizer after moving, as in PyTorch.
+    /// Moves every parameter, gradient and buffer to `device` (`module.to(device)`), in place:
+    /// the parameters are the same tensors afterwards (see [`Tensor::set_data`]), so an optimizer
+    /// built before the move keeps updating the module, as in PyTorch. Optimizer state created
+    /// before (momentum buffers, Adam's moments) stays where it was, as in PyTorch too: move the
+    /// model before the first `step()` (state made lazily by later steps follows the parameters).
     fn to(&mut self, device: Device) {
         convert_all(self, &|t| t.to_device(device), false)
     }
 
-    /// Converts floating-point parameters, gradients and buffers to `dtype` (`module.to(dtype)`).
+    /// Converts floating-point parameters, gradients and buffers to `dtype` (`module.to(dtype)`),
+    /// in place as [`Module::to`] does: an optimizer built before keeps working.
     fn to_dtype(&mut self, dtype: DType) {
         if !dtype.is_float() {
             panic!(
@@ -648,22 +653,22 @@ pub trait Module: ModuleVisit + Send + Sync {
         convert_all(self, &|t| t.to_dtype(dtype), true)
     }
 
-    /// `module.double()`
+    /// `module.double()`: [`Module::to_dtype`] with float64, in place.
     fn double(&mut self) {
         self.to_dtype(DType::F64)
     }
 
-    /// `module.float()`
+    /// `module.float()`: [`Module::to_dtype`] with float32, in place.
     fn float(&mut self) {
         self.to_dtype(DType::F32)
     }
 
-    /// `module.cpu()`
+    /// `module.cpu()`: [`Module::to`] the host, in place.
     fn cpu(&mut self) {
         self.to(Device::Cpu)
     }
 
-    /// `module.cuda()` (device 0)
+    /// `module.cuda()` (device 0): [`Module::to`], in place.
     fn cuda(&mut self) {
         self.to(Device::Cuda(0))
     }
