@@ -636,8 +636,9 @@ pub trait Module: ModuleVisit + Send + Sync {
     /// Moves every parameter, gradient and buffer to `device` (`module.to(device)`), in place:
     /// the parameters are the same tensors afterwards (see [`Tensor::set_data`]), so an optimizer
     /// built before the move keeps updating the module, as in PyTorch. Optimizer state created
-    /// before (momentum buffers, Adam's moments) stays where it was, as in PyTorch too: move the
-    /// model before the first `step()` (state made lazily by later steps follows the parameters).
+    /// before (momentum buffers, Adam's moments) stays where it was, as in PyTorch too, and the
+    /// next step panics naming the mismatch: move the model before the first `step()` (state
+    /// made lazily by later steps follows the parameters).
     fn to(&mut self, device: Device) {
         convert_all(self, &|t| t.to_device(device), false)
     }

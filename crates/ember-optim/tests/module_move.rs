@@ -194,3 +194,17 @@ fn sgd_built_before_the_move_to_cuda_trains_on_the_device() {
         }
     }
 }
+
+/// State an optimizer made before the move stays where it was (as in PyTorch), and its next step
+/// says so instead of mixing dtypes.
+#[test]
+#[should_panic(expected = "state buffers must have the parameter's dtype")]
+fn state_made_before_the_move_stays_where_it_was() {
+    manual_seed(5);
+    let mut model = mlp();
+    let (x, y) = batch();
+    let mut opt = SGD::new(model.parameters(), 0.1).momentum(0.9);
+    train(&model, &x, &y, 1, &mut opt);
+    model.double();
+    train(&model, &x.to_dtype(DType::F64), &y, 1, &mut opt);
+}
