@@ -51,6 +51,23 @@ pub(super) trait Micro {
     /// elements at `t.c` (row stride `ldc`) are writable, readable unless `beta == 0`, and
     /// alias neither A nor the panel.
     unsafe fn tile(t: &Tile);
+
+    /// Whether [`Micro::half_tile`] computes a half-width tile.
+    const HALF: bool = false;
+
+    /// Computes the first `NR / 2` columns of a tile from the same full-width panel, for the last
+    /// panel of a product whose width leaves at most half a panel there (n = 196 is six panels
+    /// of 32 and 4 columns): half the multiply-adds of a whole tile. Every element sees the
+    /// same operations as in [`Micro::tile`], so results do not depend on which one ran.
+    ///
+    /// # Safety
+    /// As [`Micro::tile`], with only C's `MR`×`NR / 2` elements at `t.c` needed; only kernels
+    /// with `HALF` implement it.
+    unsafe fn half_tile(t: &Tile) {
+        // SAFETY: forwarded; without `HALF` callers never come here, and the whole tile is
+        // the caller's to give.
+        unsafe { Self::tile(t) }
+    }
 }
 
 /// The portable kernel: 4×8 in plain arrays (the compiler vectorises the column loop).
@@ -106,13 +123,21 @@ impl Micro for Avx2 {
 
     unsafe fn tile(t: &Tile) {
         // SAFETY: forwarded: the caller guarantees AVX2+FMA and the memory of the tile.
-        unsafe { avx2_tile(t) }
+        unsafe { avx2_tile::<2>(t) }
+    }
+
+    const HALF: bool = true;
+
+    unsafe fn half_tile(t: &Tile) {
+        // SAFETY: forwarded: AVX2+FMA, and C's first 8 columns of the tile.
+        unsafe { avx2_tile::<1>(t) }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
+/// `V` vectors of 8 columns per row: 2 for the whole tile, 1 for the half.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn avx2_tile(t: &Tile) {
+unsafe fn avx2_tile<const V: usize>(t: &Tile) {
     use std::arch::x86_64::*;
     const MR: usize = Avx2::MR;
     let mut acc = [_mm256_setzero_ps(); 2 * MR];
@@ -122,12 +147,12 @@ unsafe fn avx2_tile(t: &Tile) {
         // SAFETY: (whole block) the caller guarantees the A elements and the panel's 16 values
         // of this step are readable; one step along k stays within (or one past) them.
         unsafe {
-            let b0 = _mm256_loadu_ps(bp);
-            let b1 = _mm256_loadu_ps(bp.add(8));
+            let b = [_mm256_loadu_ps(bp), _mm256_loadu_ps(bp.add(8 * (V - 1)))];
             for i in 0..MR {
                 let av = _mm256_broadcast_ss(&*ap.offset(rows[i]));
-                acc[2 * i] = _mm256_fmadd_ps(av, b0, acc[2 * i]);
-                acc[2 * i + 1] = _mm256_fmadd_ps(av, b1, acc[2 * i + 1]);
+                for h in 0..V {
+                    acc[2 * i + h] = _mm256_fmadd_ps(av, b[h], acc[2 * i + h]);
+                }
             }
             ap = ap.offset(t.csa);
             bp = bp.add(16);
@@ -136,11 +161,11 @@ unsafe fn avx2_tile(t: &Tile) {
     let alpha = _mm256_set1_ps(t.alpha);
     let beta = _mm256_set1_ps(t.beta);
     for i in 0..MR {
-        // SAFETY: the caller guarantees C's row i (16 values) is writable, and readable
+        // SAFETY: the caller guarantees C's row i (8·V values) is writable, and readable
         // unless beta == 0.
         unsafe {
             let c = t.c.add(i * t.ldc);
-            for h in 0..2 {
+            for h in 0..V {
                 let ch = c.add(8 * h);
                 let v = if t.beta == 0.0 {
                     _mm256_mul_ps(alpha, acc[2 * i + h])
@@ -168,13 +193,21 @@ impl Micro for Avx512 {
 
     unsafe fn tile(t: &Tile) {
         // SAFETY: forwarded: the caller guarantees AVX-512F and the memory of the tile.
-        unsafe { avx512_tile(t) }
+        unsafe { avx512_tile::<2>(t) }
+    }
+
+    const HALF: bool = true;
+
+    unsafe fn half_tile(t: &Tile) {
+        // SAFETY: forwarded: AVX-512F, and C's first 16 columns of the tile.
+        unsafe { avx512_tile::<1>(t) }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
+/// `V` vectors of 16 columns per row: 2 for the whole tile, 1 for the half.
 #[target_feature(enable = "avx512f")]
-unsafe fn avx512_tile(t: &Tile) {
+unsafe fn avx512_tile<const V: usize>(t: &Tile) {
     use std::arch::x86_64::*;
     const MR: usize = Avx512::MR;
     let mut acc = [_mm512_setzero_ps(); 2 * MR];
@@ -184,12 +217,12 @@ unsafe fn avx512_tile(t: &Tile) {
         // SAFETY: (whole block) the caller guarantees the A elements and the panel's 32 values
         // of this step are readable; one step along k stays within (or one past) them.
         unsafe {
-            let b0 = _mm512_loadu_ps(bp);
-            let b1 = _mm512_loadu_ps(bp.add(16));
+            let b = [_mm512_loadu_ps(bp), _mm512_loadu_ps(bp.add(16 * (V - 1)))];
             for i in 0..MR {
                 let av = _mm512_set1_ps(*ap.offset(rows[i]));
-                acc[2 * i] = _mm512_fmadd_ps(av, b0, acc[2 * i]);
-                acc[2 * i + 1] = _mm512_fmadd_ps(av, b1, acc[2 * i + 1]);
+                for h in 0..V {
+                    acc[2 * i + h] = _mm512_fmadd_ps(av, b[h], acc[2 * i + h]);
+                }
             }
             ap = ap.offset(t.csa);
             bp = bp.add(32);
@@ -198,11 +231,11 @@ unsafe fn avx512_tile(t: &Tile) {
     let alpha = _mm512_set1_ps(t.alpha);
     let beta = _mm512_set1_ps(t.beta);
     for i in 0..MR {
-        // SAFETY: the caller guarantees C's row i (32 values) is writable, and readable
+        // SAFETY: the caller guarantees C's row i (16·V values) is writable, and readable
         // unless beta == 0.
         unsafe {
             let c = t.c.add(i * t.ldc);
-            for h in 0..2 {
+            for h in 0..V {
                 let ch = c.add(16 * h);
                 let v = if t.beta == 0.0 {
                     _mm512_mul_ps(alpha, acc[2 * i + h])

@@ -256,14 +256,17 @@ unsafe fn blocked<K: Micro>(g: &Args) {
                         c: unsafe { g.c.add(i0 * g.ldc + j0) },
                         ldc: g.ldc,
                     };
+                    // A last panel of at most half a tile's width takes the half kernel.
+                    let half = K::HALF && nr <= K::NR / 2;
+                    let width = if half { K::NR / 2 } else { K::NR };
                     // SAFETY: rows i0..i0+mr of A and columns j0..j0+nr of C exist; the rows
-                    // past `mr` repeat row 0; the panel holds kc·NR values; the edge path gives
-                    // the kernel a whole scratch tile.
+                    // past `mr` repeat row 0; the panel holds kc·NR values; the kernel writes
+                    // `width` columns, and the edge path gives it a whole scratch tile.
                     unsafe {
-                        if mr == K::MR && nr == K::NR {
-                            K::tile(&tile);
+                        if mr == K::MR && nr == width {
+                            run_tile::<K>(&tile, half);
                         } else {
-                            edge_tile::<K>(&tile, mr, nr);
+                            edge_tile::<K>(&tile, mr, nr, half);
                         }
                     }
                 }
@@ -277,13 +280,29 @@ unsafe fn blocked<K: Micro>(g: &Args) {
     }
 }
 
-/// A tile with only `mr` rows or `nr` columns inside C: the kernel computes a whole tile in
-/// scratch memory, holding C's current values when it reads them, and the real part is copied
-/// back. Each element sees exactly the operations it would in a whole tile.
+/// Runs `K`'s whole tile, or its half-width one when `half`.
 ///
 /// # Safety
-/// As [`Micro::tile`], except that only C's `mr`×`nr` elements at `t.c` need exist.
-unsafe fn edge_tile<K: Micro>(t: &Tile, mr: usize, nr: usize) {
+/// As [`Micro::tile`] (or [`Micro::half_tile`] when `half`, which needs `K::HALF`).
+unsafe fn run_tile<K: Micro>(t: &Tile, half: bool) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if half {
+            K::half_tile(t)
+        } else {
+            K::tile(t)
+        }
+    }
+}
+
+/// A tile with only `mr` rows or `nr` columns inside C: the kernel (the half-width one when
+/// `half`) computes a whole tile in scratch memory, holding C's current values when it reads
+/// them, and the real part is copied back. Each element sees exactly the operations it would
+/// in a whole tile.
+///
+/// # Safety
+/// As [`run_tile`], except that only C's `mr`×`nr` elements at `t.c` need exist.
+unsafe fn edge_tile<K: Micro>(t: &Tile, mr: usize, nr: usize, half: bool) {
     let mut scratch = [0f32; MAX_MR * 64];
     debug_assert!(K::MR * K::NR <= scratch.len());
     let ldc = K::NR;
@@ -301,7 +320,7 @@ unsafe fn edge_tile<K: Micro>(t: &Tile, mr: usize, nr: usize) {
     };
     // SAFETY: the scratch tile is MR×NR writable and readable floats of our own; A and the
     // panel are as the caller guarantees.
-    unsafe { K::tile(&inner) };
+    unsafe { run_tile::<K>(&inner, half) };
     for i in 0..mr {
         // SAFETY: C's row i holds nr writable elements (caller).
         let row = unsafe { std::slice::from_raw_parts_mut(t.c.add(i * t.ldc), nr) };
@@ -412,6 +431,9 @@ mod tests {
                 (784, 64, 128),
                 (64, 128, 64),
                 (128, 64, 784),
+                // A convolution's (last panel of 4 columns: the half kernel) and a classifier's.
+                (64, 288, 196),
+                (64, 128, 10),
                 (1, 1, 1),
             ] {
                 for (a_t, b_t) in [(false, false), (false, true), (true, false), (true, true)] {
@@ -451,7 +473,9 @@ mod tests {
     #[test]
     fn splitting_c_into_blocks_changes_no_bit() {
         // The product computed whole, and as two column blocks and two row blocks cut off tile
-        // boundaries: every element must be bit-identical.
+        // boundaries: every element must be bit-identical. Columns 32..53 are one 21-wide
+        // edge of the whole kernel in the whole product, and two half-kernel tiles (32..40,
+        // 40..53) in the split one.
         let (m, k, n) = (37, 300, 53);
         let a: Vec<f32> = (0..m * k)
             .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
@@ -469,7 +493,7 @@ mod tests {
             let mut c1 = vec![0f32; m * n];
             whole(&mut c1);
             let mut c2 = vec![0f32; m * n];
-            for (j0, j1) in [(0, 21), (21, n)] {
+            for (j0, j1) in [(0, 40), (40, n)] {
                 let sa = row_major(a.as_ptr(), k);
                 let sb = row_major(b[j0..].as_ptr(), n);
                 // SAFETY: columns j0..j1 of B and of C, inside our buffers.
