@@ -484,39 +484,49 @@ fn backward_weight<T: ConvElement>(
     let mut partial = Buffer::<T>::uninit(chunks * size);
     let tasks = chunks * g.groups();
     let parallel = tasks > 1 && g.work() >= CONV_GRAIN;
-    let scratch = if direct.is_some() { 0 } else { k * ohw };
+    // Each task's scratch: the patch matrix (unless pointwise) and its gradient's transpose.
+    let patches = if direct.is_some() { 0 } else { k * ohw };
     run_tasks(
         &mut partial,
         g.og * k,
-        scratch,
+        patches + k * g.og,
         parallel,
-        |t, gw, col, split| {
+        |t, gw, scratch, split| {
             let (ci, gi) = (t / g.groups(), t % g.groups());
             let samples = ci * per..((ci + 1) * per).min(g.n);
             if samples.is_empty() {
                 gw.fill(T::ZERO);
+                return;
             }
+            let (col, gwt) = scratch.split_at_mut(patches);
             for (s, ni) in samples.enumerate() {
-                // gyᵍ (og × ohw) @ patchesᵀ (ohw × k), summed over the chunk's samples.
-                let a = MatRef::new(
-                    gd,
-                    gl.offset() + ni * st(gl, 0) + gi * g.og * st(gl, 1),
-                    st(gl, 1),
-                    st(gl, 2),
-                );
-                let b = match &direct {
+                // gwᵍᵀ (k × og) = patches (k × ohw) @ gyᵍᵀ (ohw × og), summed over the chunk's
+                // samples: the transposed product packs the small gyᵍ, not the patch matrix
+                // (4.5× less for Conv2d(32, 64, 3)), and reads the patches in place.
+                let a = match &direct {
                     Some(v) => MatRef::new(
                         x,
                         v.offset() + ni * st(v, 0) + gi * g.cg * st(v, 1),
-                        st(v, 2),
                         st(v, 1),
+                        st(v, 2),
                     ),
                     None => {
                         im2col(x, plane(lx, ni, gi * g.cg), g, col);
-                        MatRef::new(col, 0, 1, ohw)
+                        MatRef::new(col, 0, ohw, 1)
                     }
                 };
-                gemm(split, (g.og, ohw, k), a, b, s > 0, gw);
+                let b = MatRef::new(
+                    gd,
+                    gl.offset() + ni * st(gl, 0) + gi * g.og * st(gl, 1),
+                    st(gl, 2),
+                    st(gl, 1),
+                );
+                gemm(split, (k, ohw, g.og), a, b, s > 0, gwt);
+            }
+            for (r, row) in gw.chunks_mut(k).enumerate() {
+                for (c, v) in row.iter_mut().enumerate() {
+                    *v = gwt[c * g.og + r];
+                }
             }
         },
     );
