@@ -614,6 +614,50 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
+    /// `--model cnn` end to end, shortened by `--limit-batches`: it learns, writes the same
+    /// metrics and plot as the MLP, refuses to resume into the other model, and resumes to the
+    /// weights of an uninterrupted run.
+    #[test]
+    fn cnn_trains_writes_its_metrics_and_resumes_exactly() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = std::env::temp_dir().join(format!("ember-cnn-{}", std::process::id()));
+        let (a, b) = (dir.join("straight"), dir.join("resumed"));
+        let cnn = |out: &Path, resume: bool, stop_after: Option<usize>| TrainArgs {
+            model: "cnn".into(),
+            batch_size: 64,
+            // The CNN's own defaults: Adam at 1e-3.
+            lr: None,
+            optimizer: None,
+            limit_batches: Some(40),
+            stop_after,
+            metrics: Some(out.join("metrics.jsonl")),
+            plot: Some(out.join("curves.png")),
+            ..args(out, 2, resume)
+        };
+        let (hist, straight) = run(cnn(&a, false, None)).unwrap();
+        assert_eq!(hist.len(), 2);
+        // 80 Adam steps of 64 images: far past chance (10%), well short of a whole epoch.
+        assert!(hist[1].test_accuracy > 0.8, "{:?}", hist[1]);
+        assert!(hist[1].train_loss < hist[0].train_loss, "{hist:?}");
+        let metrics = std::fs::read_to_string(a.join("metrics.jsonl")).unwrap();
+        assert_eq!(metrics.lines().count(), 2, "{metrics}");
+        for line in metrics.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert!(v["test_accuracy"].as_f64().is_some(), "{line}");
+        }
+        let png = std::fs::read(a.join("curves.png")).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+        // The CNN's checkpoint does not resume the MLP.
+        let err = run(args(&a, 3, true)).err().unwrap().to_string();
+        assert!(err.contains("holds the cnn model"), "{err}");
+        // Interrupted after one epoch, then resumed: Adam's moments come back with the weights.
+        run(cnn(&b, false, Some(1))).unwrap();
+        let (hist_b, resumed) = run(cnn(&b, true, None)).unwrap();
+        assert_eq!(hist_b.len(), 1);
+        assert_eq!(weights(&straight), weights(&resumed));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     #[test]
     fn resuming_with_a_scheduler_needs_its_state() {
         let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
