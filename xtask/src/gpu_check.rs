@@ -20,10 +20,12 @@ pub struct GpuCheckArgs {
 }
 
 /// The test targets that run on the GPU: (package, test target).
-const TESTS: [(&str, &str); 3] = [
+const TESTS: [(&str, &str); 4] = [
     ("ember-kernels", "cuda_ops"),
     ("ember-autograd", "parity_ops"),
     ("ember", "devices"),
+    // `model.to(Cuda(0))` after the optimizer was built: it keeps training the moved model.
+    ("ember-optim", "module_move"),
 ];
 
 /// The NCCL collectives test: (package, test target, features). It launches itself under
