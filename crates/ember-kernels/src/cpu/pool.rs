@@ -75,10 +75,14 @@ fn max_pool<T: Float + CpuElement + Send + Sync>(
     let s = strides4(lx);
     let taps = all_taps(w, out, hw_in);
     let interior = Interior::of(w, &taps[1], s[3]);
+    let tiles = tiling(w, out, hw_in, s[3]);
     let mut vals = Buffer::<T>::uninit(planes * ohw);
     let mut idx = Buffer::<i64>::uninit(planes * ohw);
     let one = |p: usize, v: &mut [T], ix: &mut [i64]| {
         let base = plane_base(lx, &s, p, c);
+        if let Some(k) = tiles {
+            return max_tiles(k, x, base, s[2], hw_in[1], out, v, ix);
+        }
         for (oh, th) in taps[0].iter().enumerate() {
             let (v, ix) = (
                 &mut v[oh * out[1]..(oh + 1) * out[1]],
@@ -133,6 +137,90 @@ fn max_pool<T: Float + CpuElement + Send + Sync>(
         }
     }
     (vals, idx)
+}
+
+/// The window size of pooling windows that tile the input: kernel equal to stride, no padding
+/// or dilation, every window inside the input (so no `ceil_mode` partial window), over rows of
+/// unit stride `sw`. `MaxPool2d(2)`, the pooling of every small CNN, is one.
+fn tiling(w: &PoolWindows, out: [usize; 2], input: [usize; 2], sw: usize) -> Option<[usize; 2]> {
+    let PoolWindows::Sliding(p) = w else {
+        return None;
+    };
+    let tiles = (0..2).all(|d| {
+        p.stride[d] == p.kernel[d]
+            && p.padding[d] == 0
+            && p.dilation[d] == 1
+            && out[d] * p.kernel[d] <= input[d]
+    });
+    (tiles && (sw == 1 || out[1] * p.kernel[1] <= 1)).then_some(p.kernel)
+}
+
+/// One plane of a max pooling whose windows tile the input ([`tiling`]): 2×2 windows (and 3×3)
+/// with a compile-time size, others with the size known at run time.
+#[allow(clippy::too_many_arguments)]
+fn max_tiles<T: Float>(
+    k: [usize; 2],
+    x: &[T],
+    base: usize,
+    sh: usize,
+    w: usize,
+    out: [usize; 2],
+    v: &mut [T],
+    ix: &mut [i64],
+) {
+    match k {
+        [2, 2] => max_tiles_k::<T, 2>(x, base, sh, w, out, v, ix),
+        [3, 3] => max_tiles_k::<T, 3>(x, base, sh, w, out, v, ix),
+        _ => {
+            for oh in 0..out[0] {
+                for ow in 0..out[1] {
+                    let (mut best, mut at) =
+                        (T::of(f64::NEG_INFINITY), (oh * k[0] * w + ow * k[1]) as i64);
+                    for i in 0..k[0] {
+                        let ih = oh * k[0] + i;
+                        let row = &x[base + ih * sh + ow * k[1]..][..k[1]];
+                        for (j, &val) in row.iter().enumerate() {
+                            (best, at) = pick(val, best, (ih * w + ow * k[1] + j) as i64, at);
+                        }
+                    }
+                    (v[oh * out[1] + ow], ix[oh * out[1] + ow]) = (best, at);
+                }
+            }
+        }
+    }
+}
+
+/// [`max_tiles`] for `K`×`K` windows: each output row reads its `K` input rows once, window by
+/// window in row-major order, so the running maximum and its index stay in registers and the
+/// first maximum (or the last NaN, PyTorch's rule) wins as in the general path.
+fn max_tiles_k<T: Float, const K: usize>(
+    x: &[T],
+    base: usize,
+    sh: usize,
+    w: usize,
+    out: [usize; 2],
+    v: &mut [T],
+    ix: &mut [i64],
+) {
+    let ow = out[1];
+    for oh in 0..out[0] {
+        let rows: [&[T]; K] = std::array::from_fn(|i| &x[base + (oh * K + i) * sh..][..ow * K]);
+        let flat0 = (oh * K * w) as i64;
+        let (v, ix) = (
+            &mut v[oh * ow..(oh + 1) * ow],
+            &mut ix[oh * ow..(oh + 1) * ow],
+        );
+        for (o, (b, a)) in v.iter_mut().zip(ix.iter_mut()).enumerate() {
+            let (mut best, mut at) = (T::of(f64::NEG_INFINITY), flat0 + (o * K) as i64);
+            for (i, row) in rows.iter().enumerate() {
+                let taps: &[T; K] = row[o * K..o * K + K].try_into().unwrap();
+                for (j, &val) in taps.iter().enumerate() {
+                    (best, at) = pick(val, best, flat0 + (i * w + o * K + j) as i64, at);
+                }
+            }
+            (*b, *a) = (best, at);
+        }
+    }
 }
 
 /// The outputs along W whose windows lie wholly inside a contiguous input row (no padding, no
@@ -257,8 +345,10 @@ fn max_pool_backward<T: Float + CpuElement + Send + Sync>(
     let (c, ow) = (sh[1], sh[3]);
     let hw = input[0] * input[1];
     let (sg, si) = (strides4(lg), strides4(li));
-    let mut gx = Buffer::<T>::filled(sh[0] * c * hw, T::ZERO);
+    // Each plane is zeroed by the thread that scatters into it, while it is in that core's cache.
+    let mut gx = Buffer::<T>::uninit(sh[0] * c * hw);
     for_planes(&mut gx, hw, sh[0] * c * sh[2] * ow, |p, plane| {
+        plane.fill(T::ZERO);
         let (gb, ib) = (plane_base(lg, &sg, p, c), plane_base(li, &si, p, c));
         for oh in 0..sh[2] {
             for o in 0..ow {
@@ -323,8 +413,9 @@ fn avg_pool_backward<T: Float + CpuElement + Send + Sync>(
     let hw = input[0] * input[1];
     let s = strides4(lg);
     let taps = all_taps(w, out, input);
-    let mut gx = Buffer::<T>::filled(sh[0] * c * hw, T::ZERO);
+    let mut gx = Buffer::<T>::uninit(sh[0] * c * hw);
     for_planes(&mut gx, hw, sh[0] * c * hw, |p, plane| {
+        plane.fill(T::ZERO);
         let base = plane_base(lg, &s, p, c);
         for (oh, th) in taps[0].iter().enumerate() {
             for (ow, tw) in taps[1].iter().enumerate() {

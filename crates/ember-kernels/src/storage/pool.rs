@@ -154,6 +154,58 @@ mod tests {
             .collect()
     }
 
+    /// Max pooling of a `shape` input laid out by `kind` against the loops, values and indices,
+    /// and its backward: each gradient lands on the recorded index. Returns the input.
+    fn check_max(
+        shape: [usize; 4],
+        p: &PoolParams,
+        kind: u8,
+        dt: DType,
+        seed: u64,
+    ) -> Result<(crate::storage::Storage, Layout), TestCaseError> {
+        let [n, c, h, w] = shape;
+        let out = p.output_size("max_pool2d", &shape, &shape);
+        let (lx, nx) = strided(&shape, kind & !4, 0);
+        // Small integers repeat: ties must go to the first tap in row-major window order.
+        let x = storage(dt, nx, seed);
+        let xv = x.to_vec::<f64>(&lx);
+        let (v, i) = x.max_pool2d(&lx, &PoolWindows::Sliding(*p), out);
+        let (nv, ni) = naive_max(&xv, shape, p, out);
+        let lo = Layout::contiguous(&[n, c, out[0], out[1]]);
+        prop_assert_eq!(v.to_vec::<f64>(&lo), nv);
+        prop_assert_eq!(i.to_vec::<i64>(&lo), ni.clone());
+        let g = storage(dt, lo.numel(), seed ^ 9);
+        let gx = g
+            .max_pool2d_backward(&lo, &i, &lo, [h, w])
+            .to_vec::<f64>(&Layout::contiguous(&shape));
+        let mut want = vec![0.0; n * c * h * w];
+        for (k, (gv, at)) in g.to_vec::<f64>(&lo).iter().zip(&ni).enumerate() {
+            if (*at as usize) < h * w {
+                want[(k / (out[0] * out[1])) * h * w + *at as usize] += gv;
+            }
+        }
+        prop_assert_eq!(gx, want);
+        Ok((x, lx))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Windows that tile the input (kernel = stride, no padding or dilation: `MaxPool2d(k)`),
+        /// which take their own path, at sizes that do and do not divide the input.
+        #[test]
+        fn tiling_max_pool_matches_naive_loops(
+            n in 1usize..3, c in 1usize..3, h in 1usize..12, w in 1usize..20,
+            kh in 1usize..5, kw in 1usize..5, ceil in any::<bool>(),
+            kind in 0u8..16, f64_ in any::<bool>(), seed in any::<u64>(),
+        ) {
+            prop_assume!(kh <= h && kw <= w);
+            let dt = if f64_ { DType::F64 } else { DType::F32 };
+            let p = PoolParams::resolve("max_pool2d", (kh, kw).into(), None, 0.into(), 1.into(), ceil);
+            check_max([n, c, h, w], &p, kind, dt, seed)?;
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
 
@@ -175,25 +227,8 @@ mod tests {
             let out_h = (h + 2 * ph) as isize - ((kh - 1) * dh + 1) as isize;
             let out_w = (w + 2 * pw) as isize - ((kw - 1) * dw + 1) as isize;
             prop_assume!(out_h >= 0 && out_w >= 0);
-            let out = p.output_size("max_pool2d", &shape, &shape);
-            let (lx, nx) = strided(&shape, kind & !4, 0);
-            // Small integers repeat: ties must go to the first tap in row-major window order.
-            let x = storage(dt, nx, seed);
+            let (x, lx) = check_max(shape, &p, kind, dt, seed)?;
             let xv = x.to_vec::<f64>(&lx);
-            let (v, i) = x.max_pool2d(&lx, &PoolWindows::Sliding(p), out);
-            let (nv, ni) = naive_max(&xv, shape, &p, out);
-            let lo = Layout::contiguous(&[n, c, out[0], out[1]]);
-            prop_assert_eq!(v.to_vec::<f64>(&lo), nv);
-            prop_assert_eq!(i.to_vec::<i64>(&lo), ni.clone());
-            let g = storage(dt, lo.numel(), seed ^ 9);
-            let gx = g.max_pool2d_backward(&lo, &i, &lo, [h, w]).to_vec::<f64>(&Layout::contiguous(&shape));
-            let mut want = vec![0.0; n * c * h * w];
-            for (k, (gv, at)) in g.to_vec::<f64>(&lo).iter().zip(&ni).enumerate() {
-                if (*at as usize) < h * w {
-                    want[(k / (out[0] * out[1])) * h * w + *at as usize] += gv;
-                }
-            }
-            prop_assert_eq!(gx, want);
 
             let ap = PoolParams { dilation: [1, 1], ..p };
             let div = AvgDivisor { count_include_pad: cip, divisor_override: (over > 0).then_some(over) };
