@@ -31,8 +31,7 @@ fn cnn() -> nn::Sequential {
 #[test]
 fn a_cnn_pytorch_trained_and_saved_loads_and_matches_its_output() {
     let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(data("cnn_pytorch.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(data("cnn_pytorch.json")).unwrap()).unwrap();
     let model = cnn();
     let names: Vec<String> = model.state_dict().into_iter().map(|(n, _)| n).collect();
     let torch_names: Vec<&str> = v["names"]
@@ -52,7 +51,11 @@ fn a_cnn_pytorch_trained_and_saved_loads_and_matches_its_output() {
         .find(|(n, _)| n == "1.num_batches_tracked")
         .map(|(_, t)| t.to_vec::<i64>())
         .unwrap();
-    assert_eq!(tracked, [20], "BatchNorm2d's step count comes from PyTorch's 20 steps");
+    assert_eq!(
+        tracked,
+        [20],
+        "BatchNorm2d's step count comes from PyTorch's 20 steps"
+    );
     model.eval();
     let out = model.forward(&tensor(&v["input"]));
     let (atol, rtol) = elementwise_tol(DType::F32);
