@@ -81,7 +81,14 @@ fn max_pool<T: Float + CpuElement + Send + Sync>(
     let one = |p: usize, v: &mut [T], ix: &mut [i64]| {
         let base = plane_base(lx, &s, p, c);
         if let Some(k) = tiles {
-            return max_tiles(k, x, base, s[2], hw_in[1], out, v, ix);
+            let plane = TiledPlane {
+                x,
+                base,
+                sh: s[2],
+                w: hw_in[1],
+                out,
+            };
+            return plane.max(k, v, ix);
         }
         for (oh, th) in taps[0].iter().enumerate() {
             let (v, ix) = (
@@ -155,70 +162,68 @@ fn tiling(w: &PoolWindows, out: [usize; 2], input: [usize; 2], sw: usize) -> Opt
     (tiles && (sw == 1 || out[1] * p.kernel[1] <= 1)).then_some(p.kernel)
 }
 
-/// One plane of a max pooling whose windows tile the input ([`tiling`]): 2×2 windows (and 3×3)
-/// with a compile-time size, others with the size known at run time.
-#[allow(clippy::too_many_arguments)]
-fn max_tiles<T: Float>(
-    k: [usize; 2],
-    x: &[T],
+/// One input plane of a max pooling whose windows tile it ([`tiling`]): the plane starts at
+/// `base` in `x`, with rows `sh` apart (unit stride along them) and `w` wide; `out` is the
+/// output's size.
+struct TiledPlane<'a, T> {
+    x: &'a [T],
     base: usize,
     sh: usize,
     w: usize,
     out: [usize; 2],
-    v: &mut [T],
-    ix: &mut [i64],
-) {
-    match k {
-        [2, 2] => max_tiles_k::<T, 2>(x, base, sh, w, out, v, ix),
-        [3, 3] => max_tiles_k::<T, 3>(x, base, sh, w, out, v, ix),
-        _ => {
-            for oh in 0..out[0] {
-                for ow in 0..out[1] {
-                    let (mut best, mut at) =
-                        (T::of(f64::NEG_INFINITY), (oh * k[0] * w + ow * k[1]) as i64);
-                    for i in 0..k[0] {
-                        let ih = oh * k[0] + i;
-                        let row = &x[base + ih * sh + ow * k[1]..][..k[1]];
-                        for (j, &val) in row.iter().enumerate() {
-                            (best, at) = pick(val, best, (ih * w + ow * k[1] + j) as i64, at);
+}
+
+impl<T: Float> TiledPlane<'_, T> {
+    /// The maxima `v` and their flat indices `ix` of `k`-sized windows: 2×2 and 3×3 with a
+    /// compile-time size, others with the size known at run time.
+    fn max(&self, k: [usize; 2], v: &mut [T], ix: &mut [i64]) {
+        match k {
+            [2, 2] => self.max_square::<2>(v, ix),
+            [3, 3] => self.max_square::<3>(v, ix),
+            _ => {
+                for oh in 0..self.out[0] {
+                    for ow in 0..self.out[1] {
+                        let first = (oh * k[0] * self.w + ow * k[1]) as i64;
+                        let (mut best, mut at) = (T::of(f64::NEG_INFINITY), first);
+                        for i in 0..k[0] {
+                            let ih = oh * k[0] + i;
+                            let row = &self.x[self.base + ih * self.sh + ow * k[1]..][..k[1]];
+                            for (j, &val) in row.iter().enumerate() {
+                                let flat = (ih * self.w + ow * k[1] + j) as i64;
+                                (best, at) = pick(val, best, flat, at);
+                            }
                         }
+                        (v[oh * self.out[1] + ow], ix[oh * self.out[1] + ow]) = (best, at);
                     }
-                    (v[oh * out[1] + ow], ix[oh * out[1] + ow]) = (best, at);
                 }
             }
         }
     }
-}
 
-/// [`max_tiles`] for `K`×`K` windows: each output row reads its `K` input rows once, window by
-/// window in row-major order, so the running maximum and its index stay in registers and the
-/// first maximum (or the last NaN, PyTorch's rule) wins as in the general path.
-fn max_tiles_k<T: Float, const K: usize>(
-    x: &[T],
-    base: usize,
-    sh: usize,
-    w: usize,
-    out: [usize; 2],
-    v: &mut [T],
-    ix: &mut [i64],
-) {
-    let ow = out[1];
-    for oh in 0..out[0] {
-        let rows: [&[T]; K] = std::array::from_fn(|i| &x[base + (oh * K + i) * sh..][..ow * K]);
-        let flat0 = (oh * K * w) as i64;
-        let (v, ix) = (
-            &mut v[oh * ow..(oh + 1) * ow],
-            &mut ix[oh * ow..(oh + 1) * ow],
-        );
-        for (o, (b, a)) in v.iter_mut().zip(ix.iter_mut()).enumerate() {
-            let (mut best, mut at) = (T::of(f64::NEG_INFINITY), flat0 + (o * K) as i64);
-            for (i, row) in rows.iter().enumerate() {
-                let taps: &[T; K] = row[o * K..o * K + K].try_into().unwrap();
-                for (j, &val) in taps.iter().enumerate() {
-                    (best, at) = pick(val, best, flat0 + (i * w + o * K + j) as i64, at);
+    /// [`TiledPlane::max`] for `K`×`K` windows: each output row reads its `K` input rows once,
+    /// window by window in row-major order, so the running maximum and its index stay in
+    /// registers and the first maximum (or the last NaN, PyTorch's rule) wins as in the general
+    /// path.
+    fn max_square<const K: usize>(&self, v: &mut [T], ix: &mut [i64]) {
+        let ow = self.out[1];
+        for oh in 0..self.out[0] {
+            let rows: [&[T]; K] =
+                std::array::from_fn(|i| &self.x[self.base + (oh * K + i) * self.sh..][..ow * K]);
+            let flat0 = (oh * K * self.w) as i64;
+            let (v, ix) = (
+                &mut v[oh * ow..(oh + 1) * ow],
+                &mut ix[oh * ow..(oh + 1) * ow],
+            );
+            for (o, (b, a)) in v.iter_mut().zip(ix.iter_mut()).enumerate() {
+                let (mut best, mut at) = (T::of(f64::NEG_INFINITY), flat0 + (o * K) as i64);
+                for (i, row) in rows.iter().enumerate() {
+                    let taps: &[T; K] = row[o * K..o * K + K].try_into().unwrap();
+                    for (j, &val) in taps.iter().enumerate() {
+                        (best, at) = pick(val, best, flat0 + (i * self.w + o * K + j) as i64, at);
+                    }
                 }
+                (*b, *a) = (best, at);
             }
-            (*b, *a) = (best, at);
         }
     }
 }
