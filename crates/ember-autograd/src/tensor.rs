@@ -364,12 +364,7 @@ impl Tensor {
             let storage = if layout.contiguous_range() == Some((0, layout.numel())) {
                 src.contiguous(other.layout())
             } else {
-                if layout
-                    .shape()
-                    .iter()
-                    .zip(layout.strides())
-                    .any(|(&n, &s)| n > 1 && s == 0)
-                {
+                if layout.has_overlap() {
                     panic!(
                         "set_data: more than one element of the tensor refers to a single memory location (shape {:?}, strides {:?}), so it cannot hold other data",
                         layout.shape(),

@@ -83,6 +83,15 @@ impl Layout {
             .then(|| (self.offset, self.offset + self.numel()))
     }
 
+    /// True when several elements share one storage position: a dim of more than one element
+    /// with stride 0 (an `expand`ed view), which can be read but not written element by element.
+    pub fn has_overlap(&self) -> bool {
+        self.shape()
+            .iter()
+            .zip(self.strides())
+            .any(|(&n, &s)| n > 1 && s == 0)
+    }
+
     /// One past the largest storage position this layout touches (0 when empty).
     pub fn storage_extent(&self) -> usize {
         if self.numel() == 0 {
@@ -350,6 +359,16 @@ mod tests {
         let v = t.view(&[2, 2, 2, 3]).unwrap();
         assert_eq!(v.strides(), &[12, 2, 1, 4]);
         assert_eq!(l.view(&[6, 4]).unwrap().strides(), &[4, 1]);
+    }
+
+    #[test]
+    fn only_expanded_dims_overlap() {
+        let l = Layout::contiguous(&[1, 3]);
+        assert!(!l.has_overlap());
+        assert!(!l.transpose(0, 1).has_overlap());
+        // A size-1 dim's stride never matters; an expanded dim of 4 does.
+        assert!(!Layout::new(&[1, 3], &[0, 1], 0).has_overlap());
+        assert!(l.expand(&[4, 3]).has_overlap());
     }
 
     #[test]

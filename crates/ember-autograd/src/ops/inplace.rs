@@ -35,11 +35,7 @@ impl Tensor {
             }
         }
         let l = self.layout();
-        if l.shape()
-            .iter()
-            .zip(l.strides())
-            .any(|(&n, &s)| n > 1 && s == 0)
-        {
+        if l.has_overlap() {
             panic!(
                 "{op}: unsupported operation: more than one element of the written-to tensor refers to a single memory location (shape {:?}, strides {:?}). Please clone() the tensor before performing the operation.",
                 l.shape(),
